@@ -1,0 +1,499 @@
+"""AtHoc REST API client: token, paged user search, SyncByCommonNames, duty-field updates.
+
+Follows shared/athoc-api.md. Every request has a timeout; retries (429, 5xx, connection
+errors) come from urllib3's Retry on the session's adapter, so one call's time is bounded.
+Errors are this module's exception classes, with one-line messages that never carry the
+password, client secret or bearer token.
+
+    >>> from athoc_client import AtHocClient
+    >>> client = AtHocClient()          # reads .env and fetches a token
+    >>> print("Connection successful!")
+"""
+import logging
+import re
+import ssl
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from config import Settings, load_settings
+
+log = logging.getLogger("bobosync.athoc")
+
+PAGE_SIZE = 1000
+DUTY_FORMAT = "%d/%m/%Y %H:%M:%S"
+TOKEN_PATH = "/AuthServices/Auth/connect/token"
+RETRY_AFTER_CAP_SECONDS = 5.0
+CONNECT_TIMEOUT_CAP_SECONDS = 10.0
+GONE_MARKERS = ("does not exists in the organization", "does not exist in the organization")
+
+
+class AtHocError(Exception):
+    """Base of every error this client raises. `unavailable` is True when AtHoc could not be
+    reached or did not answer properly (an outage), False when it refused the request."""
+
+    unavailable = False
+
+
+class ConnectionFailedError(AtHocError):
+    """AtHoc could not be reached: DNS, TCP, TLS, proxy, timeout, or a reply cut short."""
+
+    unavailable = True
+
+
+class ServerError(AtHocError):
+    """AtHoc answered 5xx, still after the retries."""
+
+    unavailable = True
+
+
+class RateLimitedError(AtHocError):
+    """AtHoc answered 429, still after waiting as Retry-After asked."""
+
+    unavailable = True
+
+
+class AuthenticationError(AtHocError):
+    """The credentials or the token were refused."""
+
+
+class PermissionDeniedError(AtHocError):
+    """403: the service account lacks a right."""
+
+
+class NotFoundError(AtHocError):
+    """404: wrong server URL, path or organisation code."""
+
+
+class BadRequestError(AtHocError):
+    """400: AtHoc refused the request as malformed."""
+
+
+class IncompleteListingError(AtHocError):
+    """A user listing did not add up to TotalUsers: it must not replace what is held."""
+
+
+class UnexpectedResponseError(AtHocError):
+    """AtHoc's reply was not the shape the contract describes (not JSON, wrong type)."""
+
+    unavailable = True
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    """What happened to one user's record in a SyncByCommonNames call."""
+
+    status: str  # "ok", "gone" (user no longer in AtHoc) or "failed"
+    details: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class _CappedRetry(Retry):
+    """urllib3 Retry that honours Retry-After but never waits longer than the cap."""
+
+    def get_retry_after(self, response: Any) -> Optional[float]:
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, RETRY_AFTER_CAP_SECONDS)
+
+
+class _TLSAdapter(HTTPAdapter):
+    """HTTPAdapter whose connections use our SSL context (TLS 1.2 minimum)."""
+
+    def __init__(self, ssl_context: ssl.SSLContext, **kwargs: Any):
+        self._ssl_context = ssl_context
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_context"] = self._ssl_context
+        super().init_poolmanager(*args, **kwargs)
+
+    def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["ssl_context"] = self._ssl_context
+        return super().proxy_manager_for(*args, **kwargs)
+
+
+def retry_policy() -> Retry:
+    """Retries for every call: connection failures twice, 429/5xx three times, with backoff."""
+    return _CappedRetry(total=5, connect=2, read=0, status=3, other=0, redirect=0,
+                        backoff_factor=0.5, backoff_max=4.0,
+                        status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None,
+                        respect_retry_after_header=True, raise_on_status=False)
+
+
+def quote_value(value: str) -> str:
+    """A value for a Criteria filter: in single quotes, a quote inside doubled."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def criteria_eq(field: str, value: str) -> str:
+    """Criteria matching users whose `field` equals `value`."""
+    return f"{field} eq {quote_value(value)}"
+
+
+def ci_get(mapping: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    """A key of a JSON object, matched case-insensitively (the contract's tolerance rule)."""
+    if key in mapping:
+        return mapping[key]
+    lkey = key.lower()
+    for k, v in mapping.items():
+        if isinstance(k, str) and k.lower() == lkey:
+            return v
+    return default
+
+
+def _short_reason(exc: BaseException) -> str:
+    """The root cause of a requests exception, without object addresses."""
+    reason: Any = exc
+    for _ in range(5):
+        inner = getattr(reason, "reason", None) or (reason.args[0] if getattr(reason, "args", None) else None)
+        if isinstance(inner, BaseException) and inner is not reason:
+            reason = inner
+        else:
+            break
+    text = re.sub(r"<[^>]* object at 0x[0-9a-fA-F]+>:?\s*", "", str(reason))
+    return f"{type(reason).__name__}: {text}".strip()[:300]
+
+
+class AtHocClient:
+    """Client of the AtHoc REST API, on one requests.Session."""
+
+    def __init__(self, settings: Optional[Settings] = None, *, lazy: bool = False):
+        self.settings = settings if settings is not None else load_settings()
+        s = self.settings
+        self.base_url = s.athoc_server_url.rstrip("/")
+        self.org = s.org_code
+        self.chunk_size = s.sync_chunk_size
+        self.timeout = (min(CONNECT_TIMEOUT_CAP_SECONDS, s.http_timeout_seconds), s.http_timeout_seconds)
+        self._token: Optional[str] = None
+        self._token_expiry = 0.0
+        self.request_count = 0
+        self.session = self._make_session()
+        if s.disable_ssl_verify:
+            log.warning("DISABLE_SSL_VERIFY=true: AtHoc's certificate is not checked. Use this on test systems only")
+        if not lazy:
+            self.authenticate()
+
+    # --- session, TLS, proxies ---
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.settings.disable_ssl_verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _make_session(self) -> requests.Session:
+        s = self.settings
+        session = requests.Session()
+        session.trust_env = False  # proxies come from the settings, which already merged the environment
+        adapter = _TLSAdapter(self._ssl_context(), max_retries=retry_policy())
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        if s.disable_ssl_verify:
+            session.verify = False
+        elif s.ssl_cert_path:
+            session.verify = str(s.ssl_cert_path)
+        session.proxies = self.proxies_for(self.base_url)
+        session.headers["User-Agent"] = "bobosync"
+        return session
+
+    def proxies_for(self, url: str) -> Dict[str, str]:
+        """The proxies requests should use for `url`, honouring NO_PROXY."""
+        s = self.settings
+        proxies = {k: v for k, v in (("http", s.http_proxy), ("https", s.https_proxy)) if v}
+        if proxies and requests.utils.should_bypass_proxies(url, no_proxy=s.no_proxy or None):
+            return {}
+        return proxies
+
+    @property
+    def proxy_in_use(self) -> str:
+        """The proxy URL used for AtHoc, or '' for a direct connection."""
+        return self.session.proxies.get(urlsplit(self.base_url).scheme, "")
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> "AtHocClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- redaction and errors ---
+
+    def redact(self, text: str) -> str:
+        """`text` with the password, client secret and token replaced by ***."""
+        for secret in [*self.settings.secrets, self._token or ""]:
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def _snippet(self, response: requests.Response) -> str:
+        text = re.sub(r"\s+", " ", response.text[:200]).strip()
+        return self.redact(text) or "(empty body)"
+
+    def _error_for(self, response: requests.Response, what: str) -> AtHocError:
+        code, path = response.status_code, urlsplit(response.url).path
+        body = self._snippet(response)
+        if code == 400:
+            return BadRequestError(f"{what}: AtHoc refused the request as malformed (HTTP 400 from {path}): {body}")
+        if code == 401:
+            return AuthenticationError(f"{what}: AtHoc refused a fresh token (HTTP 401 from {path}); check that "
+                                       f"APIUSER {self.settings.api_user} may use the API of org {self.org}")
+        if code == 403:
+            return PermissionDeniedError(
+                f"{what}: the service account {self.settings.api_user} lacks the permission for this call "
+                f"(HTTP 403 from {path}); ask the AtHoc administrator to grant it: {body}")
+        if code == 404:
+            return NotFoundError(f"{what}: HTTP 404 from {path}: check ATHOC_SERVER_URL ({self.base_url}) and "
+                                 f"ORG_CODE ({self.org}); {body}")
+        if code == 429:
+            return RateLimitedError(f"{what}: AtHoc is rate limiting (HTTP 429 from {path}) after the retries; "
+                                    f"the next run tries again")
+        if code >= 500:
+            return ServerError(f"{what}: AtHoc failed with HTTP {code} from {path} after the retries; "
+                               f"the next run tries again: {body}")
+        return UnexpectedResponseError(f"{what}: unexpected HTTP {code} from {path}: {body}")
+
+    def _connection_error(self, exc: requests.RequestException, what: str, url: str) -> ConnectionFailedError:
+        host = urlsplit(url).netloc
+        reason = self.redact(_short_reason(exc))
+        if isinstance(exc, requests.exceptions.SSLError):
+            hint = ("the certificate is not trusted here: if a firewall inspects TLS or AtHoc uses a private CA, "
+                    "set SSL_CERT_PATH to that CA's PEM file")
+        elif isinstance(exc, requests.exceptions.ProxyError):
+            hint = f"the proxy {self.proxy_in_use} refused or failed: check HTTPS_PROXY and NO_PROXY"
+        elif "Connection broken" in reason or "Connection aborted" in reason:
+            hint = "the connection broke before AtHoc's reply was complete; the next run tries again"
+        elif isinstance(exc, requests.exceptions.Timeout):
+            hint = f"no answer within {self.settings.http_timeout_seconds:g} s (HTTP_TIMEOUT_SECONDS)"
+        else:
+            hint = "check ATHOC_SERVER_URL, DNS, the firewall and the proxy settings"
+        return ConnectionFailedError(f"{what}: cannot reach AtHoc at {host}: {hint} ({reason})")
+
+    def _json(self, response: requests.Response, what: str) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            path = urlsplit(response.url).path
+            raise UnexpectedResponseError(
+                f"{what}: HTTP {response.status_code} from {path} is not JSON (a proxy's error page?): "
+                f"{self._snippet(response)}") from None
+
+    # --- token ---
+
+    def authenticate(self) -> None:
+        """Fetch a bearer token with the OAuth2 password grant."""
+        s = self.settings
+        url = self.base_url + TOKEN_PATH
+        form = {"grant_type": "password", "client_id": s.client_id, "client_secret": s.client_secret,
+                "username": s.api_user, "password": s.password, "scope": s.scope,
+                "acr_values": f"tenant:{s.org_code}"}
+        response = self._send("POST", url, "authentication", data=form)
+        if response.status_code in (400, 401):
+            error = ""
+            try:
+                error = str(ci_get(response.json(), "error", ""))
+            except ValueError:
+                pass
+            if error == "invalid_client":
+                raise AuthenticationError("authentication: AtHoc refused CLIENT_ID / CLIENT_SECRET (invalid_client): "
+                                          "check both in .env")
+            raise AuthenticationError(
+                f"authentication: AtHoc refused the service account {s.api_user} for org {s.org_code} "
+                f"({error or 'HTTP ' + str(response.status_code)}): check APIUSER, PASSWORD and ORG_CODE, "
+                f"and whether the account is locked")
+        if response.status_code != 200:
+            raise self._error_for(response, "authentication")
+        data = self._json(response, "authentication")
+        token = ci_get(data, "access_token") if isinstance(data, dict) else None
+        if not token:
+            raise UnexpectedResponseError("authentication: AtHoc's token reply has no access_token")
+        self._token = str(token)
+        try:
+            lifetime = float(ci_get(data, "expires_in", 3600))
+        except (TypeError, ValueError):
+            lifetime = 3600.0
+        self._token_expiry = time.monotonic() + max(0.0, lifetime - 60)
+        log.info("Authentication successful: token for %s, org %s", s.api_user, s.org_code)
+
+    def _bearer(self) -> str:
+        if not self._token or time.monotonic() >= self._token_expiry:
+            self.authenticate()
+        return self._token or ""
+
+    # --- one call ---
+
+    def _send(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
+        started = time.monotonic()
+        self.request_count += 1
+        try:
+            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.RequestException as exc:
+            raise self._connection_error(exc, what, url) from None
+        log.debug("%s %s -> HTTP %s in %.2f s", method, urlsplit(url).path, response.status_code,
+                  time.monotonic() - started)
+        return response
+
+    def _call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
+        """An API call with the bearer token; on 401 one new token and one repeat."""
+        url = f"{self.base_url}{path}"
+        for attempt in (1, 2):
+            headers = {"Authorization": f"Bearer {self._bearer()}"}
+            response = self._send(method, url, what, headers=headers, **kwargs)
+            if response.status_code == 401 and attempt == 1:
+                log.info("%s: AtHoc refused the token (401); fetching a new one and repeating the call once", what)
+                self._token = None
+                continue
+            if response.status_code != 200:
+                raise self._error_for(response, what)
+            return self._json(response, what)
+        raise AssertionError("unreachable")
+
+    # --- users ---
+
+    @property
+    def _users_path(self) -> str:
+        return f"/api/v2/orgs/{self.org}/users"
+
+    def get_all_users_with_attributes(self, fields: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+        """Every user with `fields`, keyed by LOGIN_ID; raises IncompleteListingError if pages don't add up."""
+        return self.search_users(None, fields)
+
+    def search_users(self, criteria: Optional[str], fields: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+        """Users matching `criteria` (None: all), with `fields`, keyed by LOGIN_ID, every page read."""
+        users: Dict[str, Dict[str, Any]] = {}
+        total: Optional[int] = None
+        page = 0
+        while True:
+            params: Dict[str, Any] = {"Fields": ",".join(fields), "Limit": PAGE_SIZE, "Offset": page}
+            if criteria:
+                params["Criteria"] = criteria
+            data = self._call("GET", f"{self._users_path}/search/basic", "user search", params=params)
+            rows = ci_get(data, "Users") if isinstance(data, dict) else None
+            if not isinstance(rows, list):
+                raise UnexpectedResponseError(f"user search: page {page} has no Users list")
+            total = self._total(data, total)
+            before = len(users)
+            for row in rows:
+                login = ci_get(row, "LOGIN_ID") if isinstance(row, dict) else None
+                if not login:
+                    log.warning("user search: page %d holds a user without LOGIN_ID; it is left out", page)
+                    continue
+                users[str(login)] = {**row, "LOGIN_ID": str(login)}
+            log.debug("user search: page %d gave %d users (%d distinct so far, TotalUsers %s)",
+                      page, len(rows), len(users), total)
+            if len(rows) < PAGE_SIZE:
+                break
+            if len(users) == before:
+                raise IncompleteListingError(
+                    f"user search: page {page} repeated users already listed; AtHoc may not read Offset as a page "
+                    f"index: the listing is incomplete")
+            page += 1
+        if total is not None and len(users) != total:
+            raise IncompleteListingError(
+                f"user search: listed {len(users)} distinct users but AtHoc reported TotalUsers={total} "
+                f"(users changed during the listing, or pages overlapped): the listing is incomplete")
+        return users
+
+    @staticmethod
+    def _total(data: Mapping[str, Any], previous: Optional[int]) -> Optional[int]:
+        value = ci_get(data, "TotalUsers")
+        try:
+            return int(value) if value is not None else previous
+        except (TypeError, ValueError):
+            log.warning("user search: TotalUsers %r is not a number; the listing ends on a short page", value)
+            return previous
+
+    # --- updates ---
+
+    def sync_users_by_common_names(self, records: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+        """Send records in calls of SYNC_CHUNK_SIZE (existing users only); one result per record, in order."""
+        results: List[Dict[str, Any]] = []
+        for start in range(0, len(records), self.chunk_size):
+            chunk = list(records[start:start + self.chunk_size])
+            data = self._call("POST", f"{self._users_path}/SyncByCommonNames", "SyncByCommonNames",
+                              params={"syncExistingUsersOnly": "true"}, json=chunk)
+            if not isinstance(data, list):
+                raise UnexpectedResponseError("SyncByCommonNames: the reply is not a list of results")
+            results.extend(self._align(chunk, data))
+        return results
+
+    @staticmethod
+    def _align(chunk: List[Mapping[str, Any]], data: List[Any]) -> List[Dict[str, Any]]:
+        """Match results to records by LOGIN_ID; a record without a result is a failure."""
+        by_login: Dict[str, Dict[str, Any]] = {}
+        for item in data:
+            login = ci_get(item, "LOGIN_ID") if isinstance(item, dict) else None
+            if login is None:
+                log.warning("SyncByCommonNames: a result without LOGIN_ID was ignored: %.200s", item)
+                continue
+            by_login.setdefault(str(login).lower(), item)
+        aligned = []
+        for record in chunk:
+            login = str(record["LOGIN_ID"])
+            result = by_login.pop(login.lower(), None)
+            if result is None:
+                result = {"LOGIN_ID": login, ":SyncStatus": "Error",
+                          ":SyncDetails": "AtHoc returned no result for this user"}
+            aligned.append(result)
+        if by_login:
+            log.warning("SyncByCommonNames: %d result(s) for users not in the request were ignored", len(by_login))
+        return aligned
+
+    def batch_update_duty_status(self, updates: Mapping[str, str], field: str) -> Dict[str, SyncOutcome]:
+        """Set `field` for each LOGIN_ID in `updates` ('' clears it); the outcome per LOGIN_ID."""
+        logins = list(updates)
+        records = [{"LOGIN_ID": login, field: updates[login]} for login in logins]
+        results = self.sync_users_by_common_names(records)
+        return {login: classify_result(result) for login, result in zip(logins, results)}
+
+    def clear_old_duty_status(self, field: str, hours: float, now: Optional[datetime] = None,
+                              exclude: Iterable[str] = ()) -> List[str]:
+        """Clear `field` where it holds a time older than `hours` (missed book-offs); the LOGIN_IDs cleared."""
+        now = now or datetime.now()
+        cutoff = now - timedelta(hours=hours)
+        skip = set(exclude)
+        stale: Dict[str, str] = {}
+        for login, user in self.search_users(f"{field} pr", [field]).items():
+            value = str(ci_get(user, field) or "").strip()
+            if not value or login in skip:
+                continue
+            try:
+                since = datetime.strptime(value, DUTY_FORMAT)
+            except ValueError:
+                log.warning("cleanup: %s has %s=%r, not dd/MM/yyyy HH:mm:ss; left alone", login, field, value)
+                continue
+            if since < cutoff:
+                stale[login] = ""
+        if not stale:
+            return []
+        outcomes = self.batch_update_duty_status(stale, field)
+        for login, outcome in outcomes.items():
+            if not outcome.ok:
+                log.warning("cleanup: clearing %s for %s failed: %s", field, login, outcome.details)
+        return [login for login, outcome in outcomes.items() if outcome.ok]
+
+
+def classify_result(result: Mapping[str, Any]) -> SyncOutcome:
+    """OK, gone (user left AtHoc) or failed, from one SyncByCommonNames result."""
+    status = str(ci_get(result, ":SyncStatus", "") or "")
+    details = str(ci_get(result, ":SyncDetails", "") or "")
+    if status.lower() == "ok":
+        return SyncOutcome("ok", details)
+    if status.lower() == "error" and any(m in details.lower() for m in GONE_MARKERS):
+        return SyncOutcome("gone", details)
+    if status.lower() not in ("error", "partial"):
+        log.warning("SyncByCommonNames: unknown :SyncStatus %r counted as a failure", status)
+        details = f"unknown :SyncStatus {status!r}; {details}".strip("; ")
+    return SyncOutcome("failed", details or status or "no :SyncStatus")
