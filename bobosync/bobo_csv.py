@@ -1,0 +1,244 @@
+"""Reading BOBO CSV files (shared/bobo-csv.md): both layouts, bad rows, encodings.
+
+Files are streamed row by row, so a file of any size costs memory only for the
+events kept by the caller. A bad row is rejected with `file:line: reason` and the
+file's other rows go on.
+"""
+import codecs
+import csv
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+LAYOUT_A_FIELDS = 10
+EMPLOYEE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+HEADER_WORD = re.compile(r"[A-Za-z][A-Za-z0-9 _./()#-]*")
+TIMESTAMP_B = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
+DIGITS = re.compile(r"[0-9]+")
+ON_WORDS = {"bon", "onduty"}
+OFF_WORDS = {"bof", "offduty"}
+READ_CHUNK = 1 << 20
+
+
+class RowError(ValueError):
+    """A row that cannot become a duty event; the message says why."""
+
+
+def normalize_employee_id(raw: str) -> str:
+    """Trim; ids made only of digits lose their leading zeros ('01234' is '1234')."""
+    value = raw.strip()
+    if DIGITS.fullmatch(value):
+        return value.lstrip("0") or "0"
+    return value
+
+
+def _check_employee_id(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise RowError("empty employee id")
+    if not EMPLOYEE_ID.fullmatch(value):
+        shown = value.encode("ascii", "backslashreplace").decode()[:40]
+        raise RowError(f"employee id {shown!r} is not 1-32 letters, digits, '.', '_' or '-'")
+    return normalize_employee_id(value)
+
+
+def _stamp(date: str, time: str, what: str) -> str:
+    """'YYYYMMDD' + 'HHMMSS' as a checked, sortable 'YYYYMMDDHHMMSS'."""
+    if not (len(date) == 8 and DIGITS.fullmatch(date)):
+        raise RowError(f"{what} date {date!r} is not YYYYMMDD")
+    if not (len(time) == 6 and DIGITS.fullmatch(time)):
+        raise RowError(f"{what} time {time!r} is not HHMMSS")
+    try:
+        datetime(int(date[:4]), int(date[4:6]), int(date[6:]), int(time[:2]), int(time[2:4]), int(time[4:]))
+    except ValueError:
+        raise RowError(f"{what} {date} {time} is not a real date and time") from None
+    return date + time
+
+
+def _duty_word(raw: str) -> Optional[bool]:
+    word = raw.strip().lower().replace(" ", "").replace("_", "")
+    if word in ON_WORDS:
+        return True
+    if word in OFF_WORDS:
+        return False
+    return None
+
+
+@dataclass(frozen=True)
+class BOBOEntry:
+    """One duty event: an employee booked on (on_duty) or off at event_time."""
+
+    employee_id: str
+    on_duty: bool
+    event_time: str  # YYYYMMDDHHMMSS, local time: sorts as it happened
+    record_created: str = ""  # YYYYMMDDHHMMSS or '' (tie-break only)
+    source_file: str = ""
+    line: int = 0
+
+    @property
+    def order_key(self) -> Tuple[str, str]:
+        """What decides which of two events of one employee is newer, across runs."""
+        return self.event_time, self.record_created
+
+    @property
+    def when(self) -> datetime:
+        return datetime.strptime(self.event_time, "%Y%m%d%H%M%S")
+
+    @property
+    def athoc_value(self) -> str:
+        """The duty field's value: 'dd/MM/yyyy HH:mm:ss' for a book-on, '' for a book-off."""
+        if not self.on_duty:
+            return ""
+        t = self.event_time
+        return f"{t[6:8]}/{t[4:6]}/{t[:4]} {t[8:10]}:{t[10:12]}:{t[12:14]}"
+
+    @classmethod
+    def from_csv_row(cls, row: Sequence[str], source_file: str = "", line: int = 0) -> "BOBOEntry":
+        """An event from a layout A row (the 10-field BOBO export); RowError if it is not one."""
+        fields = [f.strip() for f in row]
+        while len(fields) > LAYOUT_A_FIELDS and fields[-1] == "":
+            fields.pop()  # trailing commas
+        if len(fields) != LAYOUT_A_FIELDS:
+            raise RowError(f"expected {LAYOUT_A_FIELDS} fields, found {len(fields)}")
+        kind = fields[0].upper()
+        if kind not in ("BON", "BOF"):
+            raise RowError(f"unknown transaction type {fields[0][:20]!r} (expected BON or BOF)")
+        employee = _check_employee_id(fields[1])
+        event_time = _stamp(fields[3], fields[4], "clocking")
+        created = fields[5]
+        if created:
+            created = _stamp(created[:8], created[8:], "record created") if len(created) == 14 else ""
+            if not created:
+                raise RowError(f"record created {fields[5][:20]!r} is not YYYYMMDDHHMMSS")
+        return cls(employee, kind == "BON", event_time, created, source_file, line)
+
+    @classmethod
+    def from_simple_row(cls, row: Sequence[str], columns: Dict[str, int], source_file: str = "",
+                        line: int = 0) -> "BOBOEntry":
+        """An event from a layout B row (Employee_ID, Status, Timestamp)."""
+        needed = max(columns.values()) + 1
+        fields = [f.strip() for f in row]
+        if len(fields) < needed:
+            raise RowError(f"expected {needed} fields, found {len(fields)}")
+        employee = _check_employee_id(fields[columns["employeeid"]])
+        status = fields[columns["status"]]
+        on_duty = _duty_word(status)
+        if on_duty is None:
+            raise RowError(f"unknown status {status[:20]!r} (expected On Duty, Off Duty, BON or BOF)")
+        m = TIMESTAMP_B.fullmatch(fields[columns["timestamp"]])
+        if not m:
+            raise RowError(f"timestamp {fields[columns['timestamp']][:30]!r} is not YYYY-MM-DD HH:MM:SS")
+        event_time = _stamp("".join(m.groups()[:3]), "".join(m.groups()[3:]), "timestamp")
+        return cls(employee, on_duty, event_time, "", source_file, line)
+
+
+def _header_columns(fields: List[str]) -> Optional[Dict[str, int]]:
+    """Column positions if `fields` is a layout B header (names matched ignoring case, spaces, _)."""
+    names = [f.strip().lower().replace(" ", "").replace("_", "") for f in fields]
+    wanted = ("employeeid", "status", "timestamp")
+    if all(w in names for w in wanted):
+        return {w: names.index(w) for w in wanted}
+    return None
+
+
+def _looks_like_header(fields: List[str]) -> bool:
+    values = [f.strip() for f in fields if f.strip()]
+    return bool(values) and values[0].upper() not in ("BON", "BOF") and all(
+        HEADER_WORD.fullmatch(v) for v in values)
+
+
+def detect_encoding(path: Path) -> Optional[str]:
+    """'utf-8-sig' or 'cp1252' (the fallback), or None when the bytes are not text."""
+    for encoding in ("utf-8-sig", "cp1252"):
+        decoder = codecs.getincrementaldecoder(encoding)()
+        try:
+            with open(path, "rb") as handle:
+                while True:
+                    chunk = handle.read(READ_CHUNK)
+                    if b"\x00" in chunk:
+                        return None
+                    decoder.decode(chunk, final=not chunk)
+                    if not chunk:
+                        return encoding
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
+@dataclass
+class CsvFile:
+    """One BOBO file being read: `events()` yields its valid events and counts the rest."""
+
+    path: Path
+    rows: int = 0
+    valid: int = 0
+    rejected: List[Tuple[int, str]] = field(default_factory=list)
+    rejected_count: int = 0
+    encoding: Optional[str] = None
+    not_text: bool = False
+    max_kept_rejections: int = 50
+
+    @property
+    def is_bad(self) -> bool:
+        """A bad file goes to the failed folder: not text, or rejected rows and no valid one."""
+        return self.not_text or (self.valid == 0 and self.rejected_count > 0)
+
+    def _reject(self, line: int, reason: str) -> None:
+        self.rejected_count += 1
+        if len(self.rejected) < self.max_kept_rejections:
+            self.rejected.append((line, reason))
+
+    def events(self) -> Iterator[BOBOEntry]:
+        """The file's valid events, in file order. OSError (gone, locked) propagates."""
+        self.encoding = detect_encoding(self.path)
+        if self.encoding is None:
+            self.not_text = True
+            return
+        name = self.path.name
+        columns: Optional[Dict[str, int]] = None
+        first = True
+        with open(self.path, encoding=self.encoding, newline="") as handle:
+            reader = csv.reader(handle, skipinitialspace=True)
+            while True:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:  # e.g. a field over the csv module's size limit
+                    self.rows += 1
+                    self._reject(reader.line_num, f"unreadable CSV: {exc}")
+                    continue
+                if not any(cell.strip() for cell in row):
+                    continue  # blank line
+                line = reader.line_num
+                if first:
+                    first = False
+                    columns = _header_columns(row)
+                    if columns is not None or _looks_like_header(row):
+                        continue
+                self.rows += 1
+                try:
+                    if columns is not None:
+                        entry = BOBOEntry.from_simple_row(row, columns, name, line)
+                    else:
+                        entry = BOBOEntry.from_csv_row(row, name, line)
+                except RowError as exc:
+                    self._reject(line, str(exc))
+                    continue
+                self.valid += 1
+                yield entry
+
+    def rejection_lines(self) -> List[str]:
+        """'file:line: reason' for the kept rejections, plus a count of the rest."""
+        lines = [f"{self.path.name}:{line}: {reason}" for line, reason in self.rejected]
+        if self.rejected_count > len(self.rejected):
+            lines.append(f"{self.path.name}: and {self.rejected_count - len(self.rejected)} more rejected rows")
+        return lines
+
+
+def parse_csv_file(path: Path) -> Tuple[List[BOBOEntry], CsvFile]:
+    """Every valid event of a file, and its reading report (for small files and the REPL)."""
+    report = CsvFile(Path(path))
+    return list(report.events()), report

@@ -1,0 +1,273 @@
+"""The local SQLite database: user mappings, duty state, file bookkeeping, run state.
+
+The seed's three tables (worker_mapping, processing_log, sync_tracking) keep their
+names and columns, so a database from an older bobosync is upgraded in place.
+`PRAGMA user_version` records the schema version. Reads are in bulk (one query per
+table); each batch's writes are one transaction.
+"""
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+SCHEMA_VERSION = 1
+USER_MAPPING = "user_mapping"
+BUSY_TIMEOUT_SECONDS = 15
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS worker_mapping (
+    employee_id TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    collar_id TEXT,
+    last_updated TIMESTAMP DEFAULT CURRENT_TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS processing_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    filename TEXT NOT NULL,
+    processed_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    entries_processed INTEGER,
+    success_count INTEGER,
+    error_count INTEGER,
+    errors TEXT
+);
+CREATE TABLE IF NOT EXISTS sync_tracking (
+    sync_type TEXT PRIMARY KEY,
+    last_sync_date DATE,
+    last_sync_time TIMESTAMP,
+    status TEXT
+);
+CREATE TABLE IF NOT EXISTS ambiguous_ids (
+    employee_id TEXT PRIMARY KEY,
+    usernames TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS duty_state (
+    employee_id TEXT PRIMARY KEY,
+    event_time TEXT NOT NULL,
+    record_created TEXT NOT NULL DEFAULT '',
+    on_duty INTEGER NOT NULL,
+    athoc_value TEXT NOT NULL,
+    username TEXT,
+    source_file TEXT,
+    applied_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS file_attempts (
+    filename TEXT PRIMARY KEY,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    last_attempt TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS processed_files (
+    filename TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    processed_at TIMESTAMP,
+    PRIMARY KEY (filename, size, sha256)
+);
+CREATE TABLE IF NOT EXISTS run_state (
+    key TEXT PRIMARY KEY,
+    value TEXT
+);
+"""
+
+
+class DatabaseError(Exception):
+    """The database cannot be opened or used; the message says which file and what to do."""
+
+
+@dataclass(frozen=True)
+class ProcessedFile:
+    """A file AtHoc has confirmed, identified by name, size and content hash."""
+
+    filename: str
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
+@dataclass
+class BatchRecord:
+    """Everything one batch writes, committed in one transaction after AtHoc answered."""
+
+    applied: List[Tuple[str, str, str, int, str, str, str]]  # employee, event, created, on, value, login, file
+    gone_employees: List[str]
+    failed_files: Dict[str, str]  # filename -> reason (attempts go up)
+    finished_files: List[ProcessedFile]  # done: attempts cleared, remembered
+    log_rows: List[Tuple[str, int, int, int, str]]  # filename, entries, successes, errors, errors text
+
+
+def _now_text(now: Optional[datetime] = None) -> str:
+    return (now or datetime.now()).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class BOBODatabase:
+    """The SQLite file at `path`, created or upgraded on open."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_SECONDS)
+            self.init_database()
+        except sqlite3.DatabaseError as exc:
+            raise DatabaseError(f"database {self.path}: {exc}. If another program holds it, wait and retry; "
+                                f"if it is damaged, move it aside and run again (mappings are re-synced)") from None
+        except OSError as exc:
+            raise DatabaseError(f"database {self.path}: {exc}: check DB_PATH and the folder's permissions") from None
+
+    def init_database(self) -> None:
+        """Create missing tables and record the schema version (upgrades a seed-era file in place)."""
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise DatabaseError(f"database {self.path} has schema version {version}, newer than this bobosync "
+                                f"({SCHEMA_VERSION}): install the newer bobosync or point DB_PATH elsewhere")
+        with self.conn:
+            self.conn.executescript(SCHEMA)
+            self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # --- run state ---
+
+    def get_state(self, key: str) -> Optional[str]:
+        row = self.conn.execute("SELECT value FROM run_state WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_state(self, key: str, value: str) -> None:
+        with self.conn:
+            self.conn.execute("INSERT OR REPLACE INTO run_state (key, value) VALUES (?, ?)", (key, value))
+
+    # --- mappings ---
+
+    def get_username_by_employee_id(self, employee_id: str) -> Optional[str]:
+        row = self.conn.execute("SELECT username FROM worker_mapping WHERE employee_id = ?",
+                                (employee_id,)).fetchone()
+        return row[0] if row else None
+
+    def all_mappings(self) -> Dict[str, str]:
+        """employee id -> LOGIN_ID, in one query."""
+        return dict(self.conn.execute("SELECT employee_id, username FROM worker_mapping"))
+
+    def ambiguous_ids(self) -> Dict[str, str]:
+        """employee id -> the LOGIN_IDs that share it, from the last mapping sync."""
+        return dict(self.conn.execute("SELECT employee_id, usernames FROM ambiguous_ids"))
+
+    def mapping_count(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM worker_mapping").fetchone()[0]
+
+    def update_mapping(self, employee_id: str, username: str, collar_id: Optional[str] = None) -> None:
+        """Add or change one mapping (the seed's call; the sync replaces the table instead)."""
+        with self.conn:
+            self.conn.execute("INSERT OR REPLACE INTO worker_mapping (employee_id, username, collar_id, last_updated)"
+                              " VALUES (?, ?, ?, ?)", (employee_id, username, collar_id, _now_text()))
+
+    def replace_mappings(self, mappings: Iterable[Tuple[str, str, str]], ambiguous: Dict[str, List[str]],
+                         now: datetime) -> int:
+        """Replace every mapping and mark the sync good, in one transaction."""
+        stamp = _now_text(now)
+        with self.conn:
+            self.conn.execute("DELETE FROM worker_mapping")
+            self.conn.executemany(
+                "INSERT INTO worker_mapping (employee_id, username, collar_id, last_updated) VALUES (?, ?, ?, ?)",
+                ((e, u, c, stamp) for e, u, c in mappings))
+            self.conn.execute("DELETE FROM ambiguous_ids")
+            self.conn.executemany("INSERT INTO ambiguous_ids (employee_id, usernames) VALUES (?, ?)",
+                                  ((e, ", ".join(sorted(us))) for e, us in ambiguous.items()))
+            self._write_sync(USER_MAPPING, "success", now)
+            self.conn.execute("INSERT OR REPLACE INTO run_state (key, value) VALUES ('last_good_mapping_sync', ?)",
+                              (stamp,))
+            count = self.conn.execute("SELECT COUNT(*) FROM worker_mapping").fetchone()[0]
+        return count
+
+    # --- sync tracking ---
+
+    def _write_sync(self, sync_type: str, status: str, now: datetime) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO sync_tracking (sync_type, last_sync_date, last_sync_time, status)"
+                          " VALUES (?, ?, ?, ?)", (sync_type, now.strftime("%Y-%m-%d"), _now_text(now), status))
+
+    def record_sync(self, sync_type: str, status: str, now: datetime) -> None:
+        with self.conn:
+            self._write_sync(sync_type, status, now)
+
+    def get_sync_status(self, sync_type: str = USER_MAPPING) -> Optional[Dict[str, str]]:
+        row = self.conn.execute("SELECT last_sync_date, last_sync_time, status FROM sync_tracking "
+                                "WHERE sync_type = ?", (sync_type,)).fetchone()
+        return dict(zip(("last_sync_date", "last_sync_time", "status"), row)) if row else None
+
+    # --- duty state ---
+
+    def duty_states(self) -> Dict[str, Tuple[str, str]]:
+        """employee id -> (event_time, record_created) of the last event applied, in one query."""
+        return {e: (t, c) for e, t, c in
+                self.conn.execute("SELECT employee_id, event_time, record_created FROM duty_state")}
+
+    def on_duty_count(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM duty_state WHERE on_duty = 1").fetchone()[0]
+
+    def record_cleared(self, logins: Sequence[str], now: datetime) -> int:
+        """Mark users cleared by the cleanup as off duty (their last event's time is kept)."""
+        stamp = _now_text(now)
+        with self.conn:
+            cur = self.conn.executemany(
+                "UPDATE duty_state SET on_duty = 0, athoc_value = '', source_file = 'cleanup', applied_at = ? "
+                "WHERE username = ?", ((stamp, login) for login in logins))
+        return cur.rowcount
+
+    # --- files ---
+
+    def file_attempts(self) -> Dict[str, int]:
+        return dict(self.conn.execute("SELECT filename, attempts FROM file_attempts"))
+
+    def processed_files(self) -> Dict[str, List[ProcessedFile]]:
+        """Remembered files by name, in one query."""
+        known: Dict[str, List[ProcessedFile]] = {}
+        for name, size, mtime_ns, sha in self.conn.execute(
+                "SELECT filename, size, mtime_ns, sha256 FROM processed_files"):
+            known.setdefault(name, []).append(ProcessedFile(name, size, mtime_ns, sha))
+        return known
+
+    def forget_processed_before(self, cutoff: datetime) -> None:
+        with self.conn:
+            self.conn.execute("DELETE FROM processed_files WHERE processed_at < ?", (_now_text(cutoff),))
+
+    def clear_attempts(self, filenames: Iterable[str]) -> None:
+        with self.conn:
+            self.conn.executemany("DELETE FROM file_attempts WHERE filename = ?", ((f,) for f in filenames))
+
+    def log_processing(self, filename: str, entries: int, successes: int, errors: int, error_text: str = "") -> None:
+        """One processing_log row (the seed's call)."""
+        with self.conn:
+            self.conn.execute("INSERT INTO processing_log (filename, processed_at, entries_processed, success_count,"
+                              " error_count, errors) VALUES (?, ?, ?, ?, ?, ?)",
+                              (filename, _now_text(), entries, successes, errors, error_text))
+
+    def commit_batch(self, record: BatchRecord, now: datetime) -> Dict[str, int]:
+        """Write a batch's outcome in one transaction; return the new attempt count of each failed file."""
+        stamp = _now_text(now)
+        with self.conn:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO duty_state (employee_id, event_time, record_created, on_duty, athoc_value,"
+                " username, source_file, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (row + (stamp,) for row in record.applied))
+            self.conn.executemany("DELETE FROM worker_mapping WHERE employee_id = ?",
+                                  ((e,) for e in record.gone_employees))
+            for name, reason in record.failed_files.items():
+                self.conn.execute(
+                    "INSERT INTO file_attempts (filename, attempts, last_error, last_attempt) VALUES (?, 1, ?, ?) "
+                    "ON CONFLICT(filename) DO UPDATE SET attempts = attempts + 1, last_error = excluded.last_error,"
+                    " last_attempt = excluded.last_attempt", (name, reason, stamp))
+            self.conn.executemany("DELETE FROM file_attempts WHERE filename = ?",
+                                  ((f.filename,) for f in record.finished_files))
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO processed_files (filename, size, mtime_ns, sha256, processed_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                ((f.filename, f.size, f.mtime_ns, f.sha256, stamp) for f in record.finished_files))
+            self.conn.executemany(
+                "INSERT INTO processing_log (filename, processed_at, entries_processed, success_count, error_count,"
+                " errors) VALUES (?, ?, ?, ?, ?, ?)",
+                ((name, stamp, n, ok, bad, text) for name, n, ok, bad, text in record.log_rows))
+            attempts = {name: self.conn.execute("SELECT attempts FROM file_attempts WHERE filename = ?",
+                                                (name,)).fetchone()[0] for name in record.failed_files}
+        return attempts
