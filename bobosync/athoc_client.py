@@ -15,7 +15,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 import requests
@@ -405,6 +405,15 @@ class AtHocClient:
                 f"user search: listed {len(users)} distinct users but AtHoc reported TotalUsers={total} "
                 f"(users changed during the listing, or pages overlapped): the listing is incomplete")
         return users
+
+    def sample_users(self, fields: Sequence[str], limit: int = 100) -> Tuple[List[Dict[str, Any]], Optional[int]]:
+        """One page of users with `fields`, and TotalUsers: a cheap look for --check."""
+        data = self._call("GET", f"{self._users_path}/search/basic", "user search",
+                          params={"Fields": ",".join(fields), "Limit": limit, "Offset": 0})
+        rows = ci_get(data, "Users") if isinstance(data, dict) else None
+        if not isinstance(rows, list):
+            raise UnexpectedResponseError("user search: the reply has no Users list")
+        return [r for r in rows if isinstance(r, dict)], self._total(data, None)
 
     @staticmethod
     def _total(data: Mapping[str, Any], previous: Optional[int]) -> Optional[int]:

@@ -569,12 +569,21 @@ class BOBOProcessor:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bobo_processor.py",
-        description="Send BOBO book-on/book-off events to AtHoc's duty field. With no option: one scheduled run.",
-        epilog="Exit codes: 0 done or nothing to do, 1 something left for the next run, 2 configuration error.")
+        description="Send BOBO book-on/book-off events to AtHoc's duty field. With no option: one scheduled run "
+                    "(what Task Scheduler starts every minute).",
+        epilog="Exit codes: 0 done or nothing to do, 1 something left for the next run, 2 configuration error. "
+               "New here? Try --demo, then --check.")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true",
                       help="show what would be sent and where each file would go; change nothing")
     mode.add_argument("--sync-mappings", action="store_true", help="sync user mappings from AtHoc now, then exit")
+    mode.add_argument("--check", action="store_true",
+                      help="preflight for a new site: settings, folders, DNS, TCP, TLS, proxy, token, users")
+    mode.add_argument("--status", action="store_true",
+                      help="files waiting, retrying and failed, last sync and run; local only, no network")
+    mode.add_argument("--demo", action="store_true",
+                      help="rehearse one run against a built-in AtHoc simulator; needs no AtHoc and no .env")
+    parser.add_argument("--json", action="store_true", help="with --status: print JSON")
     parser.add_argument("--env-file", metavar="PATH", help="read settings from this file instead of bobosync/.env")
     return parser
 
@@ -601,12 +610,24 @@ def _run_locked(settings: Settings, work: Callable[[BOBOProcessor], int]) -> int
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The command line; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.json and not args.status:
+        parser.error("--json goes with --status")
+    if args.demo:
+        from demo import run_demo
+        return run_demo()
+    if args.check:
+        from preflight import run_checks
+        return run_checks(args.env_file)
     try:
         settings = load_settings(args.env_file)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
+    if args.status:
+        from status_report import print_status
+        return print_status(settings, as_json=args.json)
     handlers = setup_logging(settings)
     try:
         if args.dry_run:

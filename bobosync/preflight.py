@@ -1,0 +1,225 @@
+"""--check: will bobosync work on this machine? One line per check: PASS, WARN or FAIL, and the fix.
+
+Checks in order: settings, folders, database, DNS, TCP, TLS, proxy, token, one page of
+users. Later network checks are skipped once an earlier one failed. Prints no secret.
+"""
+import os
+import socket
+import ssl
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+from urllib.parse import urlsplit
+
+from config import ConfigError, Settings, load_settings
+
+
+@dataclass
+class Check:
+    verdict: str  # PASS, WARN, FAIL or SKIP
+    name: str
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.verdict:<4}  {self.name:<22} {self.detail}"
+
+
+class Preflight:
+    """Runs the checks and keeps their results."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.results: List[Check] = []
+
+    def add(self, verdict: str, name: str, detail: str) -> None:
+        check = Check(verdict, name, detail)
+        self.results.append(check)
+        print(check.line(), flush=True)
+
+    @property
+    def failed(self) -> bool:
+        return any(c.verdict == "FAIL" for c in self.results)
+
+    # --- local ---
+
+    def folders(self) -> None:
+        s = self.settings
+        if s.csv_directory.is_dir() and os.access(s.csv_directory, os.R_OK | os.X_OK):
+            self.add("PASS", "CSV_DIRECTORY", f"{s.csv_directory} is readable")
+        else:
+            self.add("FAIL", "CSV_DIRECTORY", f"{s.csv_directory} is missing or unreadable: create it or fix the path; "
+                     f"the service account needs read and modify rights on it")
+        for name, folder in (("PROCESSED_DIRECTORY", s.processed_directory),
+                             ("FAILED_FILES_DIRECTORY", s.failed_files_directory),
+                             ("LOG_DIRECTORY", s.log_directory), ("DB_PATH folder", s.db_path.parent)):
+            self._writable(name, folder)
+
+    def _writable(self, name: str, folder: Path) -> None:
+        existed = folder.is_dir()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            self.add("FAIL", name, f"{folder} is not writable ({exc.strerror or exc}): give the service account "
+                     f"modify rights, or change {name.split()[0]}")
+            return
+        self.add("PASS", name, f"{folder} is writable" + ("" if existed else " (created)"))
+
+    def database(self) -> None:
+        from bobo_db import BOBODatabase, DatabaseError
+        try:
+            db = BOBODatabase(self.settings.db_path)
+        except DatabaseError as exc:
+            self.add("FAIL", "database", str(exc))
+            return
+        try:
+            count = db.mapping_count()
+        finally:
+            db.close()
+        self.add("PASS", "database", f"{self.settings.db_path} opens; {count} user mappings held")
+
+    # --- network ---
+
+    def network(self) -> None:
+        """DNS, TCP, TLS, proxy, token, users; each step only when the one before passed."""
+        url = urlsplit(self.settings.athoc_server_url)
+        host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+        from athoc_client import AtHocClient
+        client = AtHocClient(self.settings, lazy=True)
+        proxy = client.proxy_in_use
+        try:
+            if proxy:
+                self.add("PASS", "proxy", f"AtHoc is reached through {_without_password(proxy)} "
+                         f"(HTTPS_PROXY/HTTP_PROXY); DNS, TCP and TLS are the proxy's, checked by the token step")
+            else:
+                self.add("PASS", "proxy", "none: AtHoc is reached directly (set HTTPS_PROXY if a proxy is required)")
+                if not (self._dns(host, port) and self._tcp(host, port)):
+                    return
+                if url.scheme == "https" and not self._tls(host, port):
+                    return
+            if self._token(client):
+                self._users(client)
+        finally:
+            client.close()
+
+    def _dns(self, host: str, port: int) -> bool:
+        try:
+            addresses = sorted({info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
+        except OSError as exc:
+            self.add("FAIL", "DNS", f"{host} does not resolve ({exc}): check ATHOC_SERVER_URL and the DNS servers")
+            return False
+        self.add("PASS", "DNS", f"{host} -> {', '.join(addresses[:4])}")
+        return True
+
+    def _tcp(self, host: str, port: int) -> bool:
+        try:
+            with socket.create_connection((host, port), timeout=min(10.0, self.settings.http_timeout_seconds)):
+                pass
+        except OSError as exc:
+            self.add("FAIL", "TCP connect", f"{host}:{port} does not accept connections ({exc}): check the "
+                     f"firewall, or whether a proxy is required (HTTPS_PROXY)")
+            return False
+        self.add("PASS", "TCP connect", f"{host}:{port} accepts connections")
+        return True
+
+    def _tls(self, host: str, port: int) -> bool:
+        s = self.settings
+        context = ssl.create_default_context()
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if s.ssl_cert_path:
+            if s.ssl_cert_path.is_dir():
+                context.load_verify_locations(capath=str(s.ssl_cert_path))
+            else:
+                context.load_verify_locations(cafile=str(s.ssl_cert_path))
+        else:
+            import certifi
+            context.load_verify_locations(cafile=certifi.where())
+        try:
+            with socket.create_connection((host, port), timeout=min(10.0, s.http_timeout_seconds)) as raw:
+                with context.wrap_socket(raw, server_hostname=host) as tls:
+                    cert = tls.getpeercert() or {}
+                    version = tls.version()
+        except ssl.SSLCertVerificationError as exc:
+            verdict = "WARN" if s.disable_ssl_verify else "FAIL"
+            self.add(verdict, "TLS", f"the certificate of {host} is not trusted ({exc.verify_message}): if a firewall "
+                     f"inspects TLS or AtHoc uses a private CA, set SSL_CERT_PATH to that CA's PEM file"
+                     + (" (DISABLE_SSL_VERIFY=true lets the run go on: test systems only)" if s.disable_ssl_verify
+                        else ""))
+            return s.disable_ssl_verify
+        except (ssl.SSLError, OSError) as exc:
+            self.add("FAIL", "TLS", f"TLS handshake with {host}:{port} failed ({exc}): AtHoc must offer TLS 1.2 or "
+                     f"newer")
+            return False
+        self.add("PASS", "TLS", f"{version}; certificate subject {_name(cert.get('subject'))}, "
+                 f"issuer {_name(cert.get('issuer'))}")
+        return True
+
+    def _token(self, client: object) -> bool:
+        from athoc_client import AtHocError
+        try:
+            client.authenticate()  # type: ignore[attr-defined]
+        except AtHocError as exc:
+            self.add("FAIL", "token", str(exc))
+            return False
+        self.add("PASS", "token", f"AtHoc issued a token to {self.settings.api_user} for org {self.settings.org_code}")
+        return True
+
+    def _users(self, client: object) -> None:
+        from athoc_client import AtHocError, ci_get
+        s = self.settings
+        try:
+            users, total = client.sample_users([s.collar_id_field, s.duty_status_field])  # type: ignore[attr-defined]
+        except AtHocError as exc:
+            self.add("FAIL", "user search", f"{exc} (the service account needs the right to search users)")
+            return
+        with_collar = sum(1 for u in users if str(ci_get(u, s.collar_id_field) or "").strip())
+        on_duty = sum(1 for u in users if str(ci_get(u, s.duty_status_field) or "").strip())
+        detail = (f"{len(users)} of {total if total is not None else '?'} users read; {with_collar} have "
+                  f"{s.collar_id_field}, {on_duty} have {s.duty_status_field} set")
+        if users and with_collar == 0:
+            self.add("WARN", "user search", f"{detail}. No user has a {s.collar_id_field}: the field name is "
+                     f"probably wrong; check COLLAR_ID_FIELD against AtHoc's user attributes")
+        elif not users:
+            self.add("WARN", "user search", "AtHoc listed no users: check that the service account may see the "
+                     "organisation's users")
+        else:
+            self.add("PASS", "user search", detail)
+
+
+def _name(parts: object) -> str:
+    """An X.509 name from getpeercert() as 'CN=x, O=y'."""
+    try:
+        return ", ".join(f"{k}={v}" for rdn in parts for k, v in rdn) or "(none)"  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return "(unknown)"
+
+
+def _without_password(proxy: str) -> str:
+    parts = urlsplit(proxy)
+    if parts.password:
+        return proxy.replace(f":{parts.password}@", ":***@")
+    return proxy
+
+
+def run_checks(env_file: Optional[str] = None) -> int:
+    """The whole preflight; exit code 0 only when nothing failed (2 for invalid settings)."""
+    print("bobosync preflight: each line is PASS, WARN or FAIL, with what to do")
+    try:
+        settings = load_settings(env_file)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(Check("FAIL", "settings", problem).line())
+        print("Fix the settings first (see .env_safe), then run --check again.")
+        return 2
+    checks = Preflight(settings)
+    checks.add("PASS", "settings", f"read from {settings.env_file or 'the environment'}")
+    for warning in settings.warnings:
+        checks.add("WARN", "settings", warning)
+    checks.folders()
+    checks.database()
+    checks.network()
+    verdict = "FAILED: fix the FAIL lines above" if checks.failed else "all checks passed"
+    print(f"Preflight {verdict}.")
+    return 1 if checks.failed else 0

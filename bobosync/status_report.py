@@ -1,0 +1,120 @@
+"""--status: what bobosync is doing, from the local database and folders only (no network)."""
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from config import Settings
+
+
+def _csv_files(folder: Path) -> List[Path]:
+    try:
+        return [p for p in folder.iterdir() if p.suffix.lower() == ".csv" and p.is_file()]
+    except OSError:
+        return []
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _read_db(path: Path) -> Optional[Dict[str, Any]]:
+    """The database's view, opened read-only so --status never creates or changes it."""
+    if not path.is_file():
+        return None
+    conn = sqlite3.connect(f"file:{path.as_posix()}?mode=ro", uri=True, timeout=5)
+    try:
+        def one(sql: str, default: Any = None) -> Any:
+            try:
+                row = conn.execute(sql).fetchone()
+            except sqlite3.OperationalError:  # a seed-era database without our tables yet
+                return default
+            return row[0] if row else default
+
+        def state(key: str) -> Optional[str]:
+            return one(f"SELECT value FROM run_state WHERE key = '{key}'")
+
+        try:
+            sync = conn.execute("SELECT last_sync_time, status FROM sync_tracking "
+                                "WHERE sync_type = 'user_mapping'").fetchone()
+        except sqlite3.OperationalError:
+            sync = None
+        try:
+            retrying = [{"file": f, "attempts": a, "last_error": e} for f, a, e in
+                        conn.execute("SELECT filename, attempts, last_error FROM file_attempts ORDER BY filename")]
+        except sqlite3.OperationalError:
+            retrying = []
+        return {
+            "mapping_sync": {"last_attempt": sync[0] if sync else None, "status": sync[1] if sync else "never",
+                             "last_good": state("last_good_mapping_sync"),
+                             "users_mapped": one("SELECT COUNT(*) FROM worker_mapping", 0),
+                             "ambiguous_ids": one("SELECT COUNT(*) FROM ambiguous_ids", 0)},
+            "last_run": state("last_run"),
+            "last_athoc_update": state("last_athoc_update"),
+            "last_cleanup": state("last_cleanup"),
+            "on_duty": one("SELECT COUNT(*) FROM duty_state WHERE on_duty = 1", 0),
+            "retrying": retrying,
+        }
+    finally:
+        conn.close()
+
+
+def collect_status(settings: Settings) -> Dict[str, Any]:
+    """Everything --status reports, as a dict (also the --json output)."""
+    now = time.time()
+    waiting = _csv_files(settings.csv_directory)
+    mtimes = [p.stat().st_mtime for p in waiting]
+    status: Dict[str, Any] = {
+        "csv_directory": str(settings.csv_directory),
+        "files_waiting": len(waiting),
+        "oldest_waiting_seconds": round(now - min(mtimes)) if mtimes else None,
+        "files_failed": len(_csv_files(settings.failed_files_directory)),
+        "failed_directory": str(settings.failed_files_directory),
+        "move_processed_files": settings.move_processed_files,
+        "database": str(settings.db_path),
+    }
+    db = _read_db(settings.db_path)
+    status.update(db if db is not None else {"database_missing": True})
+    return status
+
+
+def format_status(status: Dict[str, Any]) -> str:
+    """The human-readable --status page."""
+    lines = []
+    oldest = status["oldest_waiting_seconds"]
+    waiting = f"{status['files_waiting']} in {status['csv_directory']}"
+    if oldest is not None:
+        waiting += f", oldest {_age(oldest)} old"
+    if not status["move_processed_files"] and status["files_waiting"]:
+        waiting += " (MOVE_PROCESSED_FILES=false: confirmed files stay here too)"
+    lines.append(f"Files waiting:       {waiting}")
+    lines.append(f"Files failed:        {status['files_failed']} in {status['failed_directory']}")
+    if status.get("database_missing"):
+        lines.append(f"Database:            {status['database']} does not exist yet: no run has happened")
+        return "\n".join(lines)
+    retrying = status["retrying"]
+    lines.append(f"Files being retried: {len(retrying)}")
+    for item in retrying:
+        lines.append(f"  {item['file']}: {item['attempts']} attempt(s); last error: {item['last_error']}")
+    sync = status["mapping_sync"]
+    lines.append(f"Mapping sync:        last {sync['last_attempt'] or 'never'} ({sync['status']}), "
+                 f"last good {sync['last_good'] or 'never'}, {sync['users_mapped']} users mapped, "
+                 f"{sync['ambiguous_ids']} ambiguous ids")
+    lines.append(f"Last run:            {status['last_run'] or 'never'}")
+    lines.append(f"Last AtHoc update:   {status['last_athoc_update'] or 'never'}")
+    lines.append(f"Last cleanup:        {status['last_cleanup'] or 'never'}")
+    lines.append(f"On duty (our records): {status['on_duty']}")
+    return "\n".join(lines)
+
+
+def print_status(settings: Settings, as_json: bool = False) -> int:
+    status = collect_status(settings)
+    print(json.dumps(status, indent=2) if as_json else format_status(status))
+    return 0
