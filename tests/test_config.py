@@ -1,0 +1,141 @@
+"""Settings rules of shared/settings.md: names, defaults, paths, validation, warnings."""
+import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config import BOBOSYNC_DIR, ConfigError, load_settings, resolve_path
+from log_setup import SecretFilter
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_SETTINGS = ROOT.parent / "shared" / "settings.md"
+REQUIRED = {"ATHOC_SERVER_URL": "https://athoc.example", "CLIENT_ID": "cid", "CLIENT_SECRET": "csecret",
+            "APIUSER": "svc", "PASSWORD": "pw", "ORG_CODE": "ORG"}
+
+
+def documented_settings() -> set:
+    """Every setting name in the settings table of shared/settings.md (or the known list)."""
+    names = {"ATHOC_SERVER_URL", "CLIENT_ID", "CLIENT_SECRET", "APIUSER", "PASSWORD", "ORG_CODE", "SCOPE",
+             "DISABLE_SSL_VERIFY", "SSL_CERT_PATH", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+             "HTTP_TIMEOUT_SECONDS", "CSV_DIRECTORY", "PROCESSED_DIRECTORY", "MOVE_PROCESSED_FILES",
+             "PROCESSED_FILES_PURGE_DAYS", "FAILED_FILES_DIRECTORY", "MAX_RETRY_ATTEMPTS", "BATCH_SIZE",
+             "FILE_SETTLE_SECONDS", "DUTY_STATUS_FIELD", "COLLAR_ID_FIELD", "USER_ATTRIBUTES", "SYNC_MAPPINGS",
+             "SYNC_HOUR", "SYNC_RETRY_DAYS", "SYNC_CHUNK_SIZE", "AUTO_CLEANUP_HOURS", "CLEANUP_INTERVAL_MINUTES",
+             "DB_PATH", "LOG_LEVEL", "LOG_DIRECTORY", "LOG_PURGE_DAYS"}
+    if SHARED_SETTINGS.is_file():
+        for row in re.findall(r"^\| ([A-Z_, ]+) \|", SHARED_SETTINGS.read_text(), flags=re.M):
+            names.update(n.strip() for n in row.split(",") if n.strip() and n.strip() != "setting")
+    return names
+
+
+def test_env_safe_documents_every_setting():
+    template = (ROOT / ".env_safe").read_text()
+    assigned = set(re.findall(r"^([A-Z_]+)=", template, flags=re.M))
+    assert documented_settings() <= assigned
+
+
+def test_defaults_match_settings_md():
+    s = load_settings(environ=REQUIRED)
+    assert (s.scope, s.disable_ssl_verify, s.http_timeout_seconds) == ("athoc.iws.web.api", False, 30)
+    assert s.csv_directory == BOBOSYNC_DIR.parent / "crown_files"
+    assert s.processed_directory == BOBOSYNC_DIR.parent / "processed_files"
+    assert s.failed_files_directory == BOBOSYNC_DIR.parent / "failed_files"
+    assert (s.move_processed_files, s.processed_files_purge_days, s.max_retry_attempts) == (False, 30, 5)
+    assert (s.batch_size, s.file_settle_seconds) == (10, 10)
+    assert (s.duty_status_field, s.collar_id_field) == ("On-Duty-DTG", "Collar-Number")
+    assert s.user_attributes == ["Collar-Number", "FIRSTNAME", "LASTNAME"]
+    assert (s.sync_mappings, s.sync_hour, s.sync_retry_days, s.sync_chunk_size) == (True, 20, 2, 1000)
+    assert (s.auto_cleanup_hours, s.cleanup_interval_minutes) == (24, 60)
+    assert s.db_path == BOBOSYNC_DIR / "bobo_mapping.db"
+    assert (s.log_level, s.log_directory, s.log_purge_days) == ("INFO", BOBOSYNC_DIR.parent / "logs", 10)
+
+
+def test_every_bad_or_missing_setting_is_named_in_one_message():
+    bad = {"ATHOC_SERVER_URL": "athoc.example", "BATCH_SIZE": "ten", "SYNC_HOUR": "24",
+           "MOVE_PROCESSED_FILES": "maybe", "LOG_LEVEL": "LOUD"}
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ=bad)
+    message = str(err.value)
+    for name in ("ATHOC_SERVER_URL", "BATCH_SIZE", "SYNC_HOUR", "MOVE_PROCESSED_FILES", "LOG_LEVEL",
+                 "CLIENT_ID", "CLIENT_SECRET", "APIUSER", "PASSWORD", "ORG_CODE"):
+        assert name in message
+    assert len(err.value.problems) == 10
+
+
+def test_collar_id_field_is_always_read_by_the_mapping_sync():
+    s = load_settings(environ={**REQUIRED, "USER_ATTRIBUTES": "FIRSTNAME", "COLLAR_ID_FIELD": "Badge"})
+    assert s.mapping_fields == ["Badge", "FIRSTNAME"]
+
+
+def test_relative_paths_resolve_against_the_bobosync_folder_and_unc_paths_are_kept():
+    assert resolve_path("../crown_files") == BOBOSYNC_DIR.parent / "crown_files"
+    assert resolve_path("data/x.db") == BOBOSYNC_DIR / "data" / "x.db"
+    assert str(resolve_path(r"\\server\share\bobo")).startswith("\\\\server")
+    assert str(resolve_path("//server/share/bobo")).replace("\\", "/").startswith("//server/share")
+
+
+def test_process_environment_wins_over_env_file(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("\n".join(f"{k}={v}" for k, v in REQUIRED.items()) + "\nBATCH_SIZE=3\n")
+    env_file.chmod(0o600)
+    s = load_settings(str(env_file), environ={"BATCH_SIZE": "7"})
+    assert (s.batch_size, s.org_code, s.env_file) == (7, "ORG", env_file)
+
+
+def test_missing_env_file_named_with_env_file_option(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_settings(str(tmp_path / "nope.env"), environ={})
+
+
+def test_apiuser_wins_and_username_is_only_a_warned_fallback():
+    with_both = load_settings(environ={**REQUIRED, "USERNAME": "windows-login"})
+    assert with_both.api_user == "svc" and not with_both.warnings
+    fallback = dict(REQUIRED, USERNAME="svc2")
+    del fallback["APIUSER"]
+    s = load_settings(environ=fallback)
+    assert s.api_user == "svc2"
+    assert any("APIUSER" in w for w in s.warnings)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_world_readable_env_file_is_warned(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text("\n".join(f"{k}={v}" for k, v in REQUIRED.items()))
+    env_file.chmod(0o644)
+    assert any("chmod 600" in w for w in load_settings(str(env_file), environ={}).warnings)
+    env_file.chmod(0o600)
+    assert not load_settings(str(env_file), environ={}).warnings
+
+
+def test_disable_ssl_verify_is_warned_and_missing_ca_bundle_is_an_error(tmp_path):
+    s = load_settings(environ={**REQUIRED, "DISABLE_SSL_VERIFY": "true"})
+    assert s.disable_ssl_verify and any("DISABLE_SSL_VERIFY" in w for w in s.warnings)
+    with pytest.raises(ConfigError, match="SSL_CERT_PATH"):
+        load_settings(environ={**REQUIRED, "SSL_CERT_PATH": str(tmp_path / "missing.pem")})
+
+
+def test_lower_case_proxy_variables_are_honoured():
+    s = load_settings(environ={**REQUIRED, "https_proxy": "http://proxy:8080", "no_proxy": "athoc.example"})
+    assert (s.https_proxy, s.no_proxy) == ("http://proxy:8080", "athoc.example")
+
+
+def test_secret_filter_removes_password_secret_and_bearer_tokens():
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "pw=%s secret=%s auth=%s", (
+        "hunter2", "s3cret", "Bearer abc.DEF-123"), None)
+    SecretFilter(["hunter2", "s3cret"]).filter(record)
+    text = record.getMessage()
+    assert "hunter2" not in text and "s3cret" not in text and "abc.DEF-123" not in text
+
+
+def test_configuration_error_exits_2_with_a_message_and_no_traceback(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in REQUIRED and k != "USERNAME"}
+    env["BATCH_SIZE"] = "0"
+    result = subprocess.run([sys.executable, str(BOBOSYNC_DIR / "bobo_processor.py")], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "BATCH_SIZE" in result.stderr and "ORG_CODE" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
