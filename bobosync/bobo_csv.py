@@ -8,7 +8,8 @@ import codecs
 import csv
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -20,6 +21,38 @@ DIGITS = re.compile(r"[0-9]+")
 ON_WORDS = {"bon", "onduty"}
 OFF_WORDS = {"bof", "offduty"}
 READ_CHUNK = 1 << 20
+
+
+@lru_cache(maxsize=4096)
+def _repeated_minute(minute: str) -> bool:
+    local = datetime(int(minute[:4]), int(minute[4:6]), int(minute[6:8]), int(minute[8:10]), int(minute[10:12]))
+    first, second = local.replace(fold=0), local.replace(fold=1)
+    if first.astimezone().utcoffset() == second.astimezone().utcoffset():
+        return False
+    # offsets differ both in the repeated hour and in the skipped one; only the repeated one round-trips
+    return second.astimezone(timezone.utc).astimezone().replace(tzinfo=None) == local
+
+
+def is_repeated_local_time(event_time: str) -> bool:
+    """True when YYYYMMDDHHMMSS falls in the hour the clocks repeat (autumn's daylight-saving change).
+
+    Local times there do not say which of two events came first, so arrival order decides."""
+    try:
+        return _repeated_minute(event_time[:12])
+    except (ValueError, OverflowError, OSError):
+        return False
+
+
+def supersedes(incoming: Tuple, current: Tuple) -> bool:
+    """Whether an event that arrived later, with order key `incoming`, replaces the one with `current`.
+
+    Keys start with the event time. Normally the greater key wins; inside the repeated hour of a
+    daylight-saving change, where local times cannot be ordered, the later arrival wins."""
+    if incoming > current:
+        return True
+    if incoming == current or incoming[0][:10] != current[0][:10]:
+        return False
+    return is_repeated_local_time(incoming[0]) and is_repeated_local_time(current[0])
 
 
 class RowError(ValueError):

@@ -5,11 +5,16 @@ names and columns, so a database from an older bobosync is upgraded in place.
 `PRAGMA user_version` records the schema version. Reads are in bulk (one query per
 table); each batch's writes are one transaction.
 """
+import logging
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from failpoints import crash_point
+
+log = logging.getLogger("bobosync.db")
 
 SCHEMA_VERSION = 1
 USER_MAPPING = "user_mapping"
@@ -72,8 +77,25 @@ CREATE TABLE IF NOT EXISTS run_state (
 """
 
 
+def set_aside_damaged(path: Path, reason: Exception) -> Path:
+    """Rename a damaged database (and its journal) to <name>.damaged-<timestamp>; never delete it."""
+    aside = path.with_name(f"{path.name}.damaged-{datetime.now():%Y%m%d-%H%M%S}")
+    path.replace(aside)
+    for suffix in ("-journal", "-wal", "-shm"):
+        extra = path.with_name(path.name + suffix)
+        if extra.exists():
+            extra.replace(aside.with_name(aside.name + suffix))
+    log.warning("Database %s is damaged (%s): set aside as %s", path, reason, aside)
+    return aside
+
+
 class DatabaseError(Exception):
-    """The database cannot be opened or used; the message says which file and what to do."""
+    """The database cannot be opened or used; the message says which file and what to do.
+    `transient` is True when waiting may cure it (locked by another program)."""
+
+    def __init__(self, message: str, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -107,14 +129,23 @@ class BOBODatabase:
     def __init__(self, path: Path):
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_SECONDS)
-            self.init_database()
-        except sqlite3.DatabaseError as exc:
-            raise DatabaseError(f"database {self.path}: {exc}. If another program holds it, wait and retry; "
-                                f"if it is damaged, move it aside and run again (mappings are re-synced)") from None
+            self._open()
+        except sqlite3.OperationalError as exc:  # locked, or cannot open
+            raise DatabaseError(f"database {self.path}: {exc}. If another program holds it (a database viewer?), "
+                                f"close it; the next run tries again", transient=True) from None
+        except sqlite3.DatabaseError as exc:  # not a database, or damaged
+            self.conn.close()
+            aside = set_aside_damaged(self.path, exc)
+            self._open()
+            log.warning("A new database was built in place of the damaged one (kept as %s); the user mappings "
+                        "are re-synced from AtHoc and duty state starts empty", aside.name)
         except OSError as exc:
             raise DatabaseError(f"database {self.path}: {exc}: check DB_PATH and the folder's permissions") from None
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_SECONDS)
+        self.init_database()
 
     def init_database(self) -> None:
         """Create missing tables and record the schema version (upgrades a seed-era file in place)."""
@@ -172,6 +203,7 @@ class BOBODatabase:
             self.conn.executemany(
                 "INSERT INTO worker_mapping (employee_id, username, collar_id, last_updated) VALUES (?, ?, ?, ?)",
                 ((e, u, c, stamp) for e, u, c in mappings))
+            crash_point("during_mapping_replace")
             self.conn.execute("DELETE FROM ambiguous_ids")
             self.conn.executemany("INSERT INTO ambiguous_ids (employee_id, usernames) VALUES (?, ?)",
                                   ((e, ", ".join(sorted(us))) for e, us in ambiguous.items()))

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import shutil
+import sqlite3
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,9 +23,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from bobo_csv import BOBOEntry, CsvFile, normalize_employee_id, parse_csv_file
-from bobo_db import BatchRecord, BOBODatabase, DatabaseError, ProcessedFile
+from bobo_csv import BOBOEntry, CsvFile, normalize_employee_id, parse_csv_file, supersedes
+from bobo_db import BatchRecord, BOBODatabase, DatabaseError, ProcessedFile, set_aside_damaged
 from config import ConfigError, Settings, load_settings
+from failpoints import crash_point
 from log_setup import setup_logging, teardown_logging
 
 __all__ = ["BOBOProcessor", "BOBOEntry", "BOBODatabase", "main"]
@@ -113,6 +115,15 @@ def build_mapping(users: Dict[str, Dict[str, Any]], collar_field: str
     return rows, ambiguous, without
 
 
+def _clock_went_back(last: datetime, now: datetime) -> bool:
+    """A recorded time in the future means the clock was set back: treat the task as due."""
+    if last <= now + timedelta(minutes=1):
+        return False
+    log.warning("The clock is behind a time recorded earlier (%s > %s): it was set back; scheduled work is "
+                "treated as due", last.isoformat(sep=" ", timespec="seconds"), now.isoformat(sep=" ", timespec="seconds"))
+    return True
+
+
 def _shorten(ids: Sequence[str]) -> str:
     shown = ", ".join(sorted(ids)[:SHOWN_IDS])
     return shown + (f" and {len(ids) - SHOWN_IDS} more" if len(ids) > SHOWN_IDS else "")
@@ -164,7 +175,7 @@ class BOBOProcessor:
         if status["status"] != "success":
             return True
         last = datetime.strptime(status["last_sync_time"], "%Y-%m-%d %H:%M:%S")
-        if now - last > timedelta(days=s.sync_retry_days):
+        if _clock_went_back(last, now) or now - last > timedelta(days=s.sync_retry_days):
             return True
         todays_mark = now.replace(hour=s.sync_hour, minute=0, second=0, microsecond=0)
         return now >= todays_mark > last
@@ -275,7 +286,7 @@ class BOBOProcessor:
                 for entry in report.events():
                     key = (entry.event_time, entry.record_created, index, entry.line)
                     best = winners.get(entry.employee_id)
-                    if best is None or key > best.key:
+                    if best is None or supersedes(key, best.key):
                         winners[entry.employee_id] = _Winner(entry, key, path)
             except FileNotFoundError:
                 log.info("%s disappeared before it was read; skipped", path.name)
@@ -301,6 +312,7 @@ class BOBOProcessor:
         s = self.settings
         result = BatchResult(files=len(files))
         winners, reports = self._read_batch(files, result)
+        crash_point("after_parse")
         result.stale = sum(r.valid for _, r in reports) - len(winners)  # superseded inside the batch
         updates, sources = self._plan_updates(winners, result)
         if dry_run:
@@ -317,6 +329,7 @@ class BOBOProcessor:
                           "towards MAX_RETRY_ATTEMPTS)", len(files), s.csv_directory)
                 result.outage = True
                 return result
+            crash_point("after_athoc")
         self._finish_batch(reports, winners, sources, outcomes, result)
         log.info("Batch done in %.1f s: %s", time.monotonic() - started, result.summary())
         return result
@@ -331,7 +344,7 @@ class BOBOProcessor:
         sources: Dict[str, _Winner] = {}
         for eid, winner in winners.items():
             applied = states.get(eid)
-            if applied is not None and winner.entry.order_key <= applied:
+            if applied is not None and not supersedes(winner.entry.order_key, applied):
                 result.stale += 1
                 continue
             login = mappings.get(eid)
@@ -397,6 +410,7 @@ class BOBOProcessor:
                 finished.append((path, self._identity(path)))
         record = BatchRecord(applied, gone, failed_files, [f for _, f in finished], log_rows)
         attempts = self.db.commit_batch(record, now)
+        crash_point("after_commit")
         self._file_moves(bad, retry, finished, attempts, result)
 
     def _file_moves(self, bad: List[Tuple[Path, str]], retry: List[Path], finished: List[Tuple[Path, ProcessedFile]],
@@ -450,7 +464,9 @@ class BOBOProcessor:
             return False
         last = self.db.get_state("last_cleanup")
         now = now or self.clock()
-        return last is None or now - datetime.fromisoformat(last) >= timedelta(minutes=s.cleanup_interval_minutes)
+        if last is None or _clock_went_back(datetime.fromisoformat(last), now):
+            return True
+        return now - datetime.fromisoformat(last) >= timedelta(minutes=s.cleanup_interval_minutes)
 
     def clear_old_duty_status(self, exclude: Sequence[str] = ()) -> List[str]:
         """Clear duty values older than AUTO_CLEANUP_HOURS (missed book-offs), except `exclude`."""
@@ -473,7 +489,10 @@ class BOBOProcessor:
         """Delete processed files older than PROCESSED_FILES_PURGE_DAYS (0 keeps them); at most hourly."""
         s, now = self.settings, self.clock()
         last = self.db.get_state("last_purge")
-        if s.processed_files_purge_days <= 0 or (last and now - datetime.fromisoformat(last) < timedelta(hours=1)):
+        if s.processed_files_purge_days <= 0:
+            return 0
+        if last and not _clock_went_back(datetime.fromisoformat(last), now) and \
+                now - datetime.fromisoformat(last) < timedelta(hours=1):
             return 0
         cutoff = time.time() - s.processed_files_purge_days * 86400
         removed = 0
@@ -637,7 +656,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _run_locked(settings, BOBOProcessor.run)
     except DatabaseError as exc:
         log.error("%s", exc)
-        return EXIT_CONFIG
+        return EXIT_RETRY if exc.transient else EXIT_CONFIG
+    except sqlite3.OperationalError as exc:
+        log.error("Database %s is busy or unusable (%s): if another program holds it, close it; the next run "
+                  "tries again", settings.db_path, exc)
+        return EXIT_RETRY
+    except sqlite3.DatabaseError as exc:
+        set_aside_damaged(settings.db_path, exc)
+        log.error("The database was damaged and has been set aside; the next run builds a new one and re-syncs "
+                  "the mappings. Files not confirmed by AtHoc stay for that run")
+        return EXIT_RETRY
     except KeyboardInterrupt:
         log.warning("Interrupted; files not yet confirmed by AtHoc stay for the next run")
         return EXIT_RETRY

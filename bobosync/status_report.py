@@ -31,15 +31,15 @@ def _read_db(path: Path) -> Optional[Dict[str, Any]]:
         return None
     conn = sqlite3.connect(f"file:{path.as_posix()}?mode=ro", uri=True, timeout=5)
     try:
-        def one(sql: str, default: Any = None) -> Any:
+        def one(sql: str, default: Any = None, params: tuple = ()) -> Any:
             try:
-                row = conn.execute(sql).fetchone()
+                row = conn.execute(sql, params).fetchone()
             except sqlite3.OperationalError:  # a seed-era database without our tables yet
                 return default
             return row[0] if row else default
 
         def state(key: str) -> Optional[str]:
-            return one(f"SELECT value FROM run_state WHERE key = '{key}'")
+            return one("SELECT value FROM run_state WHERE key = ?", None, (key,))
 
         try:
             sync = conn.execute("SELECT last_sync_time, status FROM sync_tracking "
