@@ -139,6 +139,7 @@ class BOBOProcessor:
         self.db = BOBODatabase(self.settings.db_path)
         self._client: Any = None
         self.athoc_down = ""  # why AtHoc calls stopped for this run ('' while none failed)
+        self.read_only = False  # --dry-run: move no file
         self.waiting_files = 0
         self._stats: Dict[Path, os.stat_result] = {}
 
@@ -252,7 +253,7 @@ class BOBOProcessor:
             same_size = [k for k in known.get(path.name, ()) if k.size == st.st_size]
             if same_size and (any(k.mtime_ns == st.st_mtime_ns for k in same_size)
                               or file_sha256(path) in {k.sha256 for k in same_size}):
-                if self.settings.move_processed_files:
+                if self.settings.move_processed_files and not self.read_only:
                     self._move(path, self.settings.processed_directory, "already confirmed by AtHoc")
                 continue
             ready.append(path)
@@ -542,6 +543,10 @@ class BOBOProcessor:
         if self.should_run_user_mapping_sync():
             sync_failed = not self.sync_worker_mappings()
         files = self.collect_csv_files()
+        if files and not self.db.mapping_count():
+            log.error("No user mappings yet (the mapping sync has not succeeded): %d file(s) wait, so no event is "
+                      "reported unmapped by mistake. Run --check and --sync-mappings", len(files))
+            self.athoc_down = self.athoc_down or "no user mappings"
         left = 0
         for start in range(0, len(files), self.settings.batch_size):
             batch = files[start:start + self.settings.batch_size]
@@ -567,6 +572,7 @@ class BOBOProcessor:
 
     def dry_run(self) -> int:
         """Parse, resolve and map as a run would, print what would be sent; write nothing."""
+        self.read_only = True
         if not self.db.mapping_count() and self.settings.sync_mappings:
             print("No user mappings yet: reading them from AtHoc first (the only change --dry-run makes)")
             self.sync_worker_mappings()
