@@ -279,7 +279,7 @@ class AtHocClient:
             hint = f"no answer within {self.settings.http_timeout_seconds:g} s (HTTP_TIMEOUT_SECONDS)"
         else:
             hint = "check ATHOC_SERVER_URL, DNS, the firewall and the proxy settings"
-        return ConnectionFailedError(f"{what}: cannot reach AtHoc at {host}: {hint} ({reason})")
+        return ConnectionFailedError(self.redact(f"{what}: cannot reach AtHoc at {host}: {hint} ({reason})"))
 
     def _json(self, response: requests.Response, what: str) -> Any:
         try:

@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
@@ -80,8 +81,9 @@ class Settings:
 
     @property
     def secrets(self) -> List[str]:
-        """Values that must never appear in a log line, message or exception."""
-        return [s for s in (self.password, self.client_secret) if s]
+        """Values that must never appear in a log line, message or exception (proxy passwords too)."""
+        proxy_passwords = [_url_password(url) for url in (self.http_proxy, self.https_proxy)]
+        return [s for s in (self.password, self.client_secret, *proxy_passwords) if s]
 
     @property
     def mapping_fields(self) -> List[str]:
@@ -90,6 +92,14 @@ class Settings:
         if self.collar_id_field.lower() not in {f.lower() for f in wanted}:
             wanted.insert(0, self.collar_id_field)
         return wanted
+
+
+def _url_password(url: str) -> str:
+    """The password in a proxy URL such as http://user:password@proxy:8080 ('' when none)."""
+    try:
+        return (urlsplit(url).password or "") if url else ""
+    except ValueError:
+        return ""
 
 
 def find_env_file(explicit: Optional[str] = None) -> Optional[Path]:
