@@ -155,7 +155,8 @@ class BOBODatabase:
                                 f"({SCHEMA_VERSION}): install the newer bobosync or point DB_PATH elsewhere")
         with self.conn:
             self.conn.executescript(SCHEMA)
-            self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if version != SCHEMA_VERSION:  # no write when current: a damaged file is set aside as it was
+                self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         self.conn.close()

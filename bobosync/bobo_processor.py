@@ -94,7 +94,17 @@ def move_without_overwrite(src: Path, dest_dir: Path) -> Path:
     while target.exists():
         target = dest_dir / f"{src.stem}.{n}{src.suffix}"
         n += 1
-    shutil.move(str(src), str(target))
+    try:
+        shutil.move(str(src), str(target))
+    except OSError:
+        # Across drives shutil.move copies: a copy cut short (a full drive) or whose source could not be
+        # removed must not stay as a second, maybe truncated, "processed" copy, one more on every run.
+        if src.exists() and target.is_file():
+            try:
+                target.unlink()
+            except OSError:
+                pass
+        raise
     return target
 
 
@@ -141,6 +151,7 @@ class BOBOProcessor:
         self.athoc_down = ""  # why AtHoc calls stopped for this run ('' while none failed)
         self.read_only = False  # --dry-run: move no file
         self.waiting_files = 0
+        self.failed_moves = 0  # files whose move failed: retried next run, so the run exits 1
         self._stats: Dict[Path, os.stat_result] = {}
 
     # --- AtHoc ---
@@ -272,6 +283,7 @@ class BOBOProcessor:
         except OSError as exc:
             log.error("Cannot move %s to %s (%s): %s. Its records are recorded, so the next run only retries the "
                       "move; check the folder's permissions and free space", path.name, folder, why, exc)
+            self.failed_moves += 1
             return False
         log.info("Moved %s to %s (%s)", path.name, target, why)
         return True
@@ -562,7 +574,7 @@ class BOBOProcessor:
         self.db.set_state("last_run", self.clock().isoformat(timespec="seconds"))
         if total.updated:
             self.db.set_state("last_athoc_update", self.clock().isoformat(timespec="seconds"))
-        needs_retry = bool(self.athoc_down or left or total.files_retrying or sync_failed)
+        needs_retry = bool(self.athoc_down or left or total.files_retrying or sync_failed or self.failed_moves)
         if files or needs_retry:
             log.info("Run done in %.1f s: %s; exit %d", time.monotonic() - started, total.summary(),
                      EXIT_RETRY if needs_retry else EXIT_OK)
