@@ -77,6 +77,12 @@ CREATE TABLE IF NOT EXISTS run_state (
 """
 
 
+def is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """True for 'not a database' and 'malformed' errors, which SQLite raises as the base class itself;
+    its subclasses (locked, constraint, programming errors) leave a healthy file."""
+    return type(exc) is sqlite3.DatabaseError
+
+
 def set_aside_damaged(path: Path, reason: Exception) -> Path:
     """Rename a damaged database (and its journal) to <name>.damaged-<timestamp>; never delete it."""
     aside = path.with_name(f"{path.name}.damaged-{datetime.now():%Y%m%d-%H%M%S}")
@@ -133,7 +139,9 @@ class BOBODatabase:
         except sqlite3.OperationalError as exc:  # locked, or cannot open
             raise DatabaseError(f"database {self.path}: {exc}. If another program holds it (a database viewer?), "
                                 f"close it; the next run tries again", transient=True) from None
-        except sqlite3.DatabaseError as exc:  # not a database, or damaged
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
             self.conn.close()
             aside = set_aside_damaged(self.path, exc)
             self._open()

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from bobo_csv import BOBOEntry, CsvFile, normalize_employee_id, parse_csv_file, supersedes
-from bobo_db import BatchRecord, BOBODatabase, DatabaseError, ProcessedFile, set_aside_damaged
+from bobo_db import BatchRecord, BOBODatabase, DatabaseError, ProcessedFile, is_damage, set_aside_damaged
 from config import ConfigError, Settings, load_settings
 from failpoints import crash_point
 from log_setup import setup_logging, teardown_logging
@@ -680,6 +680,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   "tries again", settings.db_path, exc)
         return EXIT_RETRY
     except sqlite3.DatabaseError as exc:
+        if not is_damage(exc):
+            raise  # a constraint or programming error: the database itself is fine, keep it
         set_aside_damaged(settings.db_path, exc)
         log.error("The database was damaged and has been set aside; the next run builds a new one and re-syncs "
                   "the mappings. Files not confirmed by AtHoc stay for that run")

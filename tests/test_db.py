@@ -1,0 +1,38 @@
+"""Database rules: a damaged file is set aside, a healthy one never is; seed tables keep their shape."""
+import sqlite3
+
+from bobo_db import BOBODatabase, is_damage
+
+
+def real_error(action) -> sqlite3.DatabaseError:
+    try:
+        action()
+    except sqlite3.DatabaseError as exc:
+        return exc
+    raise AssertionError("no error")
+
+
+def test_only_real_damage_counts_as_a_damaged_database(tmp_path):
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database" * 100)
+    damaged = real_error(lambda: sqlite3.connect(str(garbage)).execute("PRAGMA user_version").fetchone())
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY)")
+    conn.execute("INSERT INTO t VALUES ('a')")
+    constraint = real_error(lambda: conn.execute("INSERT INTO t VALUES ('a')"))
+    misuse = real_error(lambda: conn.execute("SELECT * FROM no_such_table"))
+    assert is_damage(damaged)
+    assert not is_damage(constraint) and not is_damage(misuse)
+
+
+def test_seed_tables_keep_their_names_and_columns(tmp_path):
+    db = BOBODatabase(tmp_path / "bobo_mapping.db")
+    columns = {table: [row[1] for row in db.conn.execute(f"PRAGMA table_info({table})")]
+               for table in ("worker_mapping", "processing_log", "sync_tracking")}
+    assert columns == {
+        "worker_mapping": ["employee_id", "username", "collar_id", "last_updated"],
+        "processing_log": ["id", "filename", "processed_at", "entries_processed", "success_count", "error_count",
+                           "errors"],
+        "sync_tracking": ["sync_type", "last_sync_date", "last_sync_time", "status"],
+    }
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == 1
