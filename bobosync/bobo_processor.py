@@ -383,7 +383,7 @@ class BOBOProcessor:
     def _finish_batch(self, reports: List[Tuple[Path, CsvFile]], winners: Dict[str, _Winner],
                       sources: Dict[str, _Winner], outcomes: Dict[str, Any], result: BatchResult) -> None:
         """Record the outcome in one transaction, then move the files."""
-        s, now = self.settings, self.clock()
+        now = self.clock()
         applied, gone = [], []
         problems: Dict[Path, List[str]] = {}
         for login, outcome in outcomes.items():

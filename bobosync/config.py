@@ -6,10 +6,9 @@ ConfigError, so an operator fixes the whole file in one go.
 """
 import os
 import stat
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
