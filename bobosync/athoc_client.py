@@ -19,6 +19,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -179,6 +180,7 @@ class AtHocClient:
         self.session = self._make_session()
         if s.disable_ssl_verify:
             log.warning("DISABLE_SSL_VERIFY=true: AtHoc's certificate is not checked. Use this on test systems only")
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # said once above, not per request
         if not lazy:
             self.authenticate()
 
@@ -275,7 +277,7 @@ class AtHocClient:
             hint = f"the proxy {self.proxy_in_use} refused or failed: check HTTPS_PROXY and NO_PROXY"
         elif "Connection broken" in reason or "Connection aborted" in reason:
             hint = "the connection broke before AtHoc's reply was complete; the next run tries again"
-        elif isinstance(exc, requests.exceptions.Timeout):
+        elif isinstance(exc, requests.exceptions.Timeout) or "TimeoutError" in reason:  # urllib3 wraps timeouts
             hint = f"no answer within {self.settings.http_timeout_seconds:g} s (HTTP_TIMEOUT_SECONDS)"
         else:
             hint = "check ATHOC_SERVER_URL, DNS, the firewall and the proxy settings"
