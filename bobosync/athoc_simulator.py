@@ -166,6 +166,9 @@ class AtHocSimulator:
         self.reject: Dict[str, Tuple[str, str]] = {}  # login -> (:SyncStatus, :SyncDetails)
         self.total_users_bias = 0  # added to TotalUsers, to imitate a listing that changes under us
         self.short_results = 0  # SyncByCommonNames leaves off this many results
+        # (matching users, page, limit) -> the users a search page serves; None pages correctly.
+        # Imitates a server whose pages overlap, repeat or come back short
+        self.page_rows: Optional[Callable[[List[Dict[str, Any]], int, int], List[Dict[str, Any]]]] = None
         self.lock = threading.RLock()
         self._server = ThreadingHTTPServer((host, port), _Handler)
         self._server.daemon_threads = True
@@ -322,7 +325,8 @@ class AtHocSimulator:
         with self.lock:
             matching = [u for u in self.users.values() if match(u)]
             bias = self.total_users_bias
-        chunk = matching[page * limit:(page + 1) * limit]
+        page_rows = self.page_rows
+        chunk = page_rows(matching, page, limit) if page_rows else matching[page * limit:(page + 1) * limit]
         users = []
         for user in chunk:
             row = {"LOGIN_ID": user["LOGIN_ID"]}

@@ -194,14 +194,19 @@ class BOBOProcessor:
 
     def sync_worker_mappings(self) -> bool:
         """Replace the mappings from a complete AtHoc listing; on error or no users, keep them."""
-        from athoc_client import AtHocError
+        from athoc_client import AtHocError, IncompleteListingError
         s, now = self.settings, self.clock()
         held = self.db.mapping_count()
         try:
             users = self.athoc_client.get_all_users_with_attributes(s.mapping_fields)
         except AtHocError as exc:
             self.db.record_sync("user_mapping", "error", now)
-            self._athoc_failed("User mapping sync failed", exc)
+            if isinstance(exc, IncompleteListingError) and held:
+                # AtHoc answers, its listing just does not add up (maybe on every run): duty updates go on with
+                # the mappings held, as between two syncs, instead of stopping until the listing is fixed
+                log.error("User mapping sync failed: %s", exc)
+            else:
+                self._athoc_failed("User mapping sync failed", exc)
             log.error("The %d mappings held are kept; the next run tries the sync again", held)
             return False
         if not users:
@@ -419,6 +424,9 @@ class BOBOProcessor:
             if errors:
                 failed_files[path.name] = "; ".join(errors)[:1000]
                 retry.append(path)
+                more = f"; and {len(errors) - SHOWN_IDS} more" if len(errors) > SHOWN_IDS else ""
+                log.warning("%s: AtHoc did not apply %d record(s): %s%s", path.name, len(errors),
+                            "; ".join(errors[:SHOWN_IDS]), more)
             else:
                 finished.append((path, self._identity(path)))
         record = BatchRecord(applied, gone, failed_files, [f for _, f in finished], log_rows)
