@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 LAYOUT_A_FIELDS = 10
 EMPLOYEE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
@@ -200,6 +200,58 @@ def detect_encoding(path: Path) -> Optional[str]:
     return None
 
 
+class _Lines:
+    """A file's lines, remembering those the csv reader took for the row it is reading."""
+
+    def __init__(self, handle: Iterator[str]):
+        self.handle = handle
+        self.taken: List[str] = []
+
+    def __iter__(self) -> "_Lines":
+        return self
+
+    def __next__(self) -> str:
+        text = next(self.handle)
+        self.taken.append(text)
+        return text
+
+
+def _one_line(text: str) -> Union[List[str], str]:
+    """The fields of one line alone, or why it cannot be read."""
+    try:
+        row = next(csv.reader((text,), skipinitialspace=True), [])
+    except csv.Error as exc:  # e.g. a field over the csv module's size limit
+        return f"unreadable CSV: {exc}"
+    if any("\n" in cell or "\r" in cell for cell in row):
+        return "a quote opened on this line is never closed"
+    return row
+
+
+def _rows(handle: Iterator[str]) -> Iterator[Tuple[int, Union[List[str], str]]]:
+    """(line number, fields) for each line, or (line number, reason) for a line that cannot be read.
+
+    A BOBO record is one line. A stray quote would make the csv module read on into the next lines
+    and swallow their records, so such lines are read again one by one."""
+    lines = _Lines(handle)
+    reader = csv.reader(lines, skipinitialspace=True)
+    number = 0
+    while True:
+        lines.taken.clear()
+        try:
+            row: Union[List[str], str] = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            row = f"unreadable CSV: {exc}"
+        if len(lines.taken) == 1:
+            number += 1
+            yield number, row
+            continue
+        for text in list(lines.taken):
+            number += 1
+            yield number, _one_line(text)
+
+
 @dataclass
 class CsvFile:
     """One BOBO file being read: `events()` yields its valid events and counts the rest."""
@@ -233,19 +285,13 @@ class CsvFile:
         columns: Optional[Dict[str, int]] = None
         first = True
         with open(self.path, encoding=self.encoding, newline="") as handle:
-            reader = csv.reader(handle, skipinitialspace=True)
-            while True:
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    break
-                except csv.Error as exc:  # e.g. a field over the csv module's size limit
+            for line, row in _rows(handle):
+                if isinstance(row, str):
                     self.rows += 1
-                    self._reject(reader.line_num, f"unreadable CSV: {exc}")
+                    self._reject(line, row)
                     continue
                 if not any(cell.strip() for cell in row):
                     continue  # blank line
-                line = reader.line_num
                 if first:
                     first = False
                     columns = _header_columns(row)
