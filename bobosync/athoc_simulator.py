@@ -161,6 +161,7 @@ class AtHocSimulator:
         self.username, self.password, self.scope, self.token_ttl = username, password, scope, token_ttl
         self.users: Dict[str, Dict[str, Any]] = {}
         self.tokens: Dict[str, float] = {}
+        self.issued_tokens: List[str] = []  # every token ever issued, kept after revocation (for leak checks)
         self.requests: List[RecordedRequest] = []
         self.faults: List[Fault] = []
         self.reject: Dict[str, Tuple[str, str]] = {}  # login -> (:SyncStatus, :SyncDetails)
@@ -302,6 +303,7 @@ class AtHocSimulator:
         token = secrets.token_urlsafe(24)
         with self.lock:
             self.tokens[token] = time.monotonic() + self.token_ttl
+            self.issued_tokens.append(token)
         return 200, {"access_token": token, "expires_in": self.token_ttl, "token_type": "Bearer"}
 
     def _token_valid(self, token: Optional[str]) -> bool:

@@ -14,10 +14,24 @@ from config import settings_for_tests  # noqa: E402
 
 
 @pytest.fixture
-def sim():
-    """A running AtHoc simulator (HTTP on 127.0.0.1, a free port), stopped after the test."""
+def sim(tmp_path):
+    """A running AtHoc simulator (HTTP on 127.0.0.1, a free port), stopped after the test.
+
+    Afterwards every log the test wrote under tmp_path is searched for the simulator's password,
+    client secret and every token it issued: the whole suite runs at DEBUG, so this checks the rule
+    "no secret in any log, at any level" in every test that talks to AtHoc."""
     with AtHocSimulator(org="DEMO") as simulator:
         yield simulator
+    assert_no_secret_in_logs(tmp_path, [simulator.password, simulator.client_secret, *simulator.issued_tokens])
+
+
+def assert_no_secret_in_logs(folder: Path, secrets: list) -> None:
+    """No secret in any log file under `folder` (bobo_processor.log and its rotations, wrapper logs)."""
+    for path in folder.rglob("*.log*"):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8", errors="replace")
+            for secret in secrets:
+                assert secret not in text, f"{path}: a secret ({secret[:3]}...) is in the log"
 
 
 def settings_for(simulator: AtHocSimulator, **overrides):
@@ -46,6 +60,7 @@ def env_for(simulator: AtHocSimulator, workdir: Path, **overrides: str) -> dict:
         "PASSWORD": simulator.password,
         "ORG_CODE": simulator.org,
         "HTTP_TIMEOUT_SECONDS": "5",
+        "LOG_LEVEL": "DEBUG",  # the whole suite logs everything, so the secret check sees everything
         "CSV_DIRECTORY": str(workdir / "crown_files"),
         "PROCESSED_DIRECTORY": str(workdir / "processed_files"),
         "FAILED_FILES_DIRECTORY": str(workdir / "failed_files"),
