@@ -38,23 +38,13 @@ import pytest
 import bobo_processor
 from athoc_simulator import AtHocSimulator
 from bobo_csv import normalize_employee_id
-from conftest import env_for
+from conftest import ENTRY, ROOT, SETTING_NAMES, env_for
 
-ROOT = Path(__file__).resolve().parent.parent
-ENTRY = "bobosync/bobo_processor.py"
 FIELD = "On-Duty-DTG"
 DOMAIN = "demo.example"
 AMBIGUOUS = "20001"  # held by two AtHoc users: mapped to nobody
 UNMAPPED = "99999"  # no AtHoc user
 EXIT_CODES = (0, 1, 2)  # the documented ones
-SETTING_NAMES = (
-    "ATHOC_SERVER_URL", "CLIENT_ID", "CLIENT_SECRET", "APIUSER", "USERNAME", "PASSWORD", "ORG_CODE", "SCOPE",
-    "DISABLE_SSL_VERIFY", "SSL_CERT_PATH", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy",
-    "no_proxy", "HTTP_TIMEOUT_SECONDS", "CSV_DIRECTORY", "PROCESSED_DIRECTORY", "MOVE_PROCESSED_FILES",
-    "PROCESSED_FILES_PURGE_DAYS", "FAILED_FILES_DIRECTORY", "MAX_RETRY_ATTEMPTS", "BATCH_SIZE",
-    "FILE_SETTLE_SECONDS", "DUTY_STATUS_FIELD", "COLLAR_ID_FIELD", "USER_ATTRIBUTES", "SYNC_MAPPINGS", "SYNC_HOUR",
-    "SYNC_RETRY_DAYS", "SYNC_CHUNK_SIZE", "AUTO_CLEANUP_HOURS", "CLEANUP_INTERVAL_MINUTES", "DB_PATH", "LOG_LEVEL",
-    "LOG_DIRECTORY", "LOG_PURGE_DAYS", "BOBOSYNC_CRASH_AT")
 SYNC = r"/syncbycommonnames"
 SEARCH = r"/search/basic"
 

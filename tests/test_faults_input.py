@@ -13,7 +13,6 @@ of tests/test_faults_athoc.py are checked on AtHoc's state and the files on disk
 """
 import ast
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ import bobo_processor
 from athoc_simulator import AtHocSimulator
 from test_faults_athoc import (
     AMBIGUOUS, DOMAIN, ENTRY, FIELD, ROOT, SETTING_NAMES, UNMAPPED, Ev, Scenario, assert_final_state,
-    assert_nothing_lost, check_all, off, on)
+    check_all, off, on)
 
 SIX = [str(10001 + i) for i in range(6)]  # the collar numbers a Scenario maps
 A_ROW = on("10001", "20240617065500").row_a()

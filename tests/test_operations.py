@@ -14,23 +14,10 @@ from typing import Dict, List, Optional, Tuple
 import pytest
 
 from athoc_simulator import AtHocSimulator
-from conftest import env_for
+from conftest import ENTRY, ROOT, SETTING_NAMES, env_for
 
-ROOT = Path(__file__).resolve().parent.parent
-ENTRY = "bobosync/bobo_processor.py"
 FIELD = "On-Duty-DTG"
 U1, U2, U3 = "user10001@demo.example", "user10002@demo.example", "user10003@demo.example"
-
-# Every setting bobosync reads (and the proxy variables in both cases), removed from the
-# inherited environment so that only what a test gives counts.
-SETTING_NAMES = (
-    "ATHOC_SERVER_URL", "CLIENT_ID", "CLIENT_SECRET", "APIUSER", "USERNAME", "PASSWORD", "ORG_CODE", "SCOPE",
-    "DISABLE_SSL_VERIFY", "SSL_CERT_PATH", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy",
-    "no_proxy", "HTTP_TIMEOUT_SECONDS", "CSV_DIRECTORY", "PROCESSED_DIRECTORY", "MOVE_PROCESSED_FILES",
-    "PROCESSED_FILES_PURGE_DAYS", "FAILED_FILES_DIRECTORY", "MAX_RETRY_ATTEMPTS", "BATCH_SIZE",
-    "FILE_SETTLE_SECONDS", "DUTY_STATUS_FIELD", "COLLAR_ID_FIELD", "USER_ATTRIBUTES", "SYNC_MAPPINGS", "SYNC_HOUR",
-    "SYNC_RETRY_DAYS", "SYNC_CHUNK_SIZE", "AUTO_CLEANUP_HOURS", "CLEANUP_INTERVAL_MINUTES", "DB_PATH", "LOG_LEVEL",
-    "LOG_DIRECTORY", "LOG_PURGE_DAYS")
 
 
 def clean_environ() -> Dict[str, str]:
