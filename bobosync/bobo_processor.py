@@ -635,12 +635,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_locked(settings: Settings, work: Callable[[BOBOProcessor], int]) -> int:
     """Run `work` holding the one-run-at-a-time lock; a second run exits 0 at once."""
-    from filelock import FileLock, Timeout
+    from run_lock import RunLock
     lock_path = str(settings.db_path) + ".lock"
-    lock = FileLock(lock_path, timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
+    lock = RunLock(lock_path)
+    if not lock.acquire():
         log.info("Another bobosync run holds the lock (%s); this run exits", lock_path)
         return EXIT_OK
     try:
