@@ -9,25 +9,31 @@ and exits 0 (done or nothing to do), 1 (something left for the next run) or
     >>> from bobo_processor import BOBOProcessor
     >>> processor = BOBOProcessor()
     >>> processor.sync_worker_mappings()
+
+A run with nothing to do imports only what it needs: the CSV reader, hashing and the AtHoc
+client (requests) are imported where they are used.
 """
-import argparse
-import hashlib
+from __future__ import annotations
+
 import logging
 import os
-import shutil
 import sqlite3
 import sys
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from bobo_csv import BOBOEntry, CsvFile, normalize_employee_id, parse_csv_file, supersedes
 from bobo_db import BatchRecord, BOBODatabase, DatabaseError, ProcessedFile, is_damage, set_aside_damaged
 from config import ConfigError, Settings, load_settings
 from failpoints import crash_point
 from log_setup import setup_logging, teardown_logging
+
+if TYPE_CHECKING:
+    import argparse
+
+    from bobo_csv import BOBOEntry, CsvFile
 
 __all__ = ["BOBOProcessor", "BOBOEntry", "BOBODatabase", "main"]
 
@@ -38,28 +44,22 @@ RUN_BUDGET_SECONDS = 40  # no new batch starts after this, so a run ends inside 
 SHOWN_IDS = 20  # ids named in one aggregated warning
 
 
-@dataclass
 class BatchResult:
-    """What one batch did; the run summary adds these up."""
+    """What one batch did; the run summary adds these up. (Plain classes here: a dataclass costs
+    a run with nothing to do a millisecond each to define.)"""
 
-    files: int = 0
-    rows: int = 0
-    rejected: int = 0
-    updated: int = 0
-    stale: int = 0
-    unmapped: int = 0
-    gone: int = 0
-    failed: int = 0
-    bad_files: int = 0
-    files_done: int = 0
-    files_retrying: int = 0
-    files_failed: int = 0
-    outage: bool = False
-    logins_set: List[str] = field(default_factory=list)
+    COUNTS = ("files", "rows", "rejected", "updated", "stale", "unmapped", "gone", "failed", "bad_files",
+              "files_done", "files_retrying", "files_failed")
 
-    def add(self, other: "BatchResult") -> None:
-        for name in ("files", "rows", "rejected", "updated", "stale", "unmapped", "gone", "failed", "bad_files",
-                     "files_done", "files_retrying", "files_failed"):
+    def __init__(self, files: int = 0) -> None:
+        self.files = files
+        self.rows = self.rejected = self.updated = self.stale = self.unmapped = self.gone = self.failed = 0
+        self.bad_files = self.files_done = self.files_retrying = self.files_failed = 0
+        self.outage = False
+        self.logins_set: List[str] = []
+
+    def add(self, other: BatchResult) -> None:
+        for name in self.COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.outage = self.outage or other.outage
         self.logins_set.extend(other.logins_set)
@@ -69,16 +69,25 @@ class BatchResult:
                 f"{self.stale} stale, {self.unmapped} unmapped, {self.gone} gone from AtHoc, {self.failed} failed")
 
 
-@dataclass
 class _Winner:
-    """The newest event of one employee in a batch, and the file (index) it came from."""
+    """The newest event of one employee in a batch, its order key and the file it came from."""
 
-    entry: BOBOEntry
-    key: Tuple[str, str, int, int]
-    path: Path
+    __slots__ = ("entry", "key", "path")
+
+    def __init__(self, entry: BOBOEntry, key: Tuple[str, str, int, int], path: Path):
+        self.entry, self.key, self.path = entry, key, path
+
+
+def __getattr__(name: str) -> Any:
+    """`bobo_processor.BOBOEntry`, imported on first use."""
+    if name == "BOBOEntry":
+        from bobo_csv import BOBOEntry
+        return BOBOEntry
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def file_sha256(path: Path) -> str:
+    import hashlib
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -88,6 +97,7 @@ def file_sha256(path: Path) -> str:
 
 def move_without_overwrite(src: Path, dest_dir: Path) -> Path:
     """Move `src` into `dest_dir`; an existing name gets a numbered suffix, never overwritten."""
+    import shutil
     dest_dir.mkdir(parents=True, exist_ok=True)
     target = dest_dir / src.name
     n = 1
@@ -112,6 +122,7 @@ def build_mapping(users: Dict[str, Dict[str, Any]], collar_field: str
                   ) -> Tuple[List[Tuple[str, str, str]], Dict[str, List[str]], int]:
     """(employee id, LOGIN_ID, raw collar) rows, ids held by several users, users without an id."""
     from athoc_client import ci_get
+    from bobo_csv import normalize_employee_id
     holders: Dict[str, List[Tuple[str, str]]] = {}
     without = 0
     for login, attributes in users.items():
@@ -132,6 +143,14 @@ def _clock_went_back(last: datetime, now: datetime) -> bool:
     log.warning("The clock is behind a time recorded earlier (%s > %s): it was set back; scheduled work is "
                 "treated as due", last.isoformat(sep=" ", timespec="seconds"), now.isoformat(sep=" ", timespec="seconds"))
     return True
+
+
+def _parse_stamp(text: str) -> datetime:
+    """'YYYY-MM-DD HH:MM:SS' as the database holds it (fromisoformat: strptime costs an import)."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
 
 
 def _shorten(ids: Sequence[str]) -> str:
@@ -186,7 +205,7 @@ class BOBOProcessor:
             return True
         if status["status"] != "success":
             return True
-        last = datetime.strptime(status["last_sync_time"], "%Y-%m-%d %H:%M:%S")
+        last = _parse_stamp(status["last_sync_time"])
         if _clock_went_back(last, now) or now - last > timedelta(days=s.sync_retry_days):
             return True
         todays_mark = now.replace(hour=s.sync_hour, minute=0, second=0, microsecond=0)
@@ -277,6 +296,7 @@ class BOBOProcessor:
 
     def parse_csv_file(self, path: Path) -> List[BOBOEntry]:
         """The valid events of one file (rejected rows are logged)."""
+        from bobo_csv import parse_csv_file
         entries, report = parse_csv_file(Path(path))
         for line in report.rejection_lines():
             log.warning("Rejected %s", line)
@@ -296,6 +316,7 @@ class BOBOProcessor:
     def _read_batch(self, files: Sequence[Path], result: BatchResult
                     ) -> Tuple[Dict[str, _Winner], List[Tuple[Path, CsvFile]]]:
         """Stream every file, keeping only each employee's newest event."""
+        from bobo_csv import CsvFile, supersedes
         winners: Dict[str, _Winner] = {}
         reports: List[Tuple[Path, CsvFile]] = []
         for index, path in enumerate(files):
@@ -304,7 +325,7 @@ class BOBOProcessor:
                 for entry in report.events():
                     key = (entry.event_time, entry.record_created, index, entry.line)
                     best = winners.get(entry.employee_id)
-                    if best is None or supersedes(key, best.key):
+                    if best is None or key > best.key or supersedes(key, best.key):
                         winners[entry.employee_id] = _Winner(entry, key, path)
             except FileNotFoundError:
                 log.info("%s disappeared before it was read; skipped", path.name)
@@ -355,6 +376,7 @@ class BOBOProcessor:
     def _plan_updates(self, winners: Dict[str, _Winner], result: BatchResult
                       ) -> Tuple[Dict[str, str], Dict[str, _Winner]]:
         """LOGIN_ID -> new duty value for winners newer than what AtHoc has from us, and mapped."""
+        from bobo_csv import supersedes
         states = self.db.duty_states()
         mappings = self.db.all_mappings()
         unmapped, ambiguous = [], []
@@ -612,6 +634,7 @@ class BOBOProcessor:
 # --- command line ---
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
     parser = argparse.ArgumentParser(
         prog="bobo_processor.py",
         description="Send BOBO book-on/book-off events to AtHoc's duty field. With no option: one scheduled run "
@@ -651,12 +674,26 @@ def _run_locked(settings: Settings, work: Callable[[BOBOProcessor], int]) -> int
         lock.release()
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """The command line; returns the exit code."""
+# What build_parser() makes of no option at all: the scheduled run, which need not import argparse.
+SCHEDULED_RUN = dict(dry_run=False, sync_mappings=False, check=False, status=False, demo=False, json=False,
+                     env_file=None)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> Any:
+    """The options of `argv` (default: the command line's)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        return SimpleNamespace(**SCHEDULED_RUN)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.json and not args.status:
         parser.error("--json goes with --status")
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The command line; returns the exit code."""
+    args = parse_args(argv)
     if args.demo:
         from demo import run_demo
         return run_demo()

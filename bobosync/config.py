@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional
 from urllib.parse import urlsplit
 
-from dotenv import dotenv_values
-
 BOBOSYNC_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BOBOSYNC_DIR.parent
 
@@ -179,6 +177,7 @@ def _read_environment(env_file: Optional[Path], environ: Mapping[str, str]) -> D
     """Values from the .env file, overridden by the process environment."""
     raw: Dict[str, str] = {}
     if env_file is not None:
+        from dotenv import dotenv_values  # only when there is a file: a run's start-up is most of an idle run
         raw.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
     raw.update(environ)
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):

@@ -415,3 +415,7 @@ def test_settings_object_can_be_given_directly(sim, tmp_path):
     processor = BOBOProcessor(settings)
     assert processor.db.mapping_count() == 0
     processor.close()
+
+
+def test_the_scheduled_run_without_argparse_reads_what_the_parser_would():
+    assert vars(bobo_processor.parse_args([])) == vars(bobo_processor.build_parser().parse_args([]))
