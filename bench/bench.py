@@ -147,15 +147,16 @@ class Site:
                   "LOG_DIRECTORY": str(root / "logs"), "LOG_LEVEL": "INFO", "MOVE_PROCESSED_FILES": "true",
                   "BATCH_SIZE": "100", "SYNC_CHUNK_SIZE": str(CHUNK), "DUTY_STATUS_FIELD": FIELD}
         values.update(settings)
-        self.env_file = root / "bench.env"
-        self.env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
-        self.env_file.chmod(0o600)
-        hidden = set(setting_names())
+        # Settings come from the environment, every one of them (blank: the default), so a .env in the checkout
+        # changes nothing; a scheduled run has no option. Bytecode is cached as on an installed server.
+        hidden = set(setting_names()) | {"PYTHONDONTWRITEBYTECODE"}
         self.env = {k: v for k, v in os.environ.items() if k not in hidden and not k.startswith("BOBOSYNC_")}
+        self.env.update({name: "" for name in setting_names() if name.isupper()})
+        self.env.update(values)
 
     def command(self, *args: str, profile: Optional[Path] = None) -> List[str]:
         wrapper = ["-m", "cProfile", "-o", str(profile)] if profile else []
-        return [sys.executable, *wrapper, str(ENTRY), "--env-file", str(self.env_file), *args]
+        return [sys.executable, *wrapper, str(ENTRY), *args]
 
     def run(self, *args: str, profile: Optional[Path] = None) -> Run:
         """One run of the real entry point; the simulator's serving time is measured alongside."""
