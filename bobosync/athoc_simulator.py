@@ -6,7 +6,8 @@ test instance can rehearse with it:
     python athoc_simulator.py --port 8080 --users 500 --org DEMO
 
 Standard library only. Faults (status codes, delays, dropped or truncated replies,
-revoked tokens) are injected with `fail()`; every request is recorded in `requests`.
+revoked tokens) are injected with `fail()`; every request is recorded in `requests`,
+and `busy_seconds` adds up the time spent serving them (benchmarks subtract it).
 """
 import argparse
 import json
@@ -163,6 +164,7 @@ class AtHocSimulator:
         self.tokens: Dict[str, float] = {}
         self.issued_tokens: List[str] = []  # every token ever issued, kept after revocation (for leak checks)
         self.requests: List[RecordedRequest] = []
+        self.busy_seconds = 0.0  # time spent serving requests, from the request line read to the reply sent
         self.faults: List[Fault] = []
         self.reject: Dict[str, Tuple[str, str]] = {}  # login -> (:SyncStatus, :SyncDetails)
         self.total_users_bias = 0  # added to TotalUsers, to imitate a listing that changes under us
@@ -380,6 +382,10 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms delayed-ACK stalls
 
+    def parse_request(self) -> bool:
+        self._started = time.perf_counter()  # the request line is in; waiting for it is not serving time
+        return super().parse_request()
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass  # quiet: tests read `requests` instead
 
@@ -405,6 +411,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, method: str) -> None:
         sim: AtHocSimulator = self.server.simulator  # type: ignore[attr-defined]
+        started = getattr(self, "_started", None) or time.perf_counter()
+        try:
+            self._serve_request(sim, method)
+        finally:
+            elapsed = time.perf_counter() - started
+            with sim.lock:
+                sim.busy_seconds += elapsed
+
+    def _serve_request(self, sim: "AtHocSimulator", method: str) -> None:
         parts = urlsplit(self.path)
         query = {k.lower(): v for k, v in parse_qsl(parts.query, keep_blank_values=True)}
         body = self._read_body()

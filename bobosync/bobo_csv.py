@@ -69,6 +69,8 @@ def normalize_employee_id(raw: str) -> str:
 
 def _check_employee_id(raw: str) -> str:
     value = raw.strip()
+    if len(value) <= 32 and _is_digits(value):
+        return value.lstrip("0") or "0"  # the usual collar number, without the regular expressions
     if not value:
         raise RowError("empty employee id")
     if not EMPLOYEE_ID.fullmatch(value):
@@ -77,17 +79,39 @@ def _check_employee_id(raw: str) -> str:
     return normalize_employee_id(value)
 
 
+def _is_digits(text: str) -> bool:
+    return text.isdigit() and text.isascii()  # isdigit alone accepts other scripts' digits
+
+
+@lru_cache(maxsize=4096)
+def _is_real_date(date: str) -> bool:
+    try:
+        datetime(int(date[:4]), int(date[4:6]), int(date[6:]))
+    except ValueError:
+        return False
+    return True
+
+
+def _valid_stamp(stamp: str) -> bool:
+    """A real date and time as 14 digits, YYYYMMDDHHMMSS (checked by slicing: rows are many)."""
+    return (len(stamp) == 14 and _is_digits(stamp) and stamp[8:10] < "24" and stamp[10:12] < "60"
+            and stamp[12:] < "60" and _is_real_date(stamp[:8]))
+
+
+def _stamp_error(date: str, time: str, what: str) -> RowError:
+    if not (len(date) == 8 and _is_digits(date)):
+        return RowError(f"{what} date {date!r} is not YYYYMMDD")
+    if not (len(time) == 6 and _is_digits(time)):
+        return RowError(f"{what} time {time!r} is not HHMMSS")
+    return RowError(f"{what} {date} {time} is not a real date and time")
+
+
 def _stamp(date: str, time: str, what: str) -> str:
     """'YYYYMMDD' + 'HHMMSS' as a checked, sortable 'YYYYMMDDHHMMSS'."""
-    if not (len(date) == 8 and DIGITS.fullmatch(date)):
-        raise RowError(f"{what} date {date!r} is not YYYYMMDD")
-    if not (len(time) == 6 and DIGITS.fullmatch(time)):
-        raise RowError(f"{what} time {time!r} is not HHMMSS")
-    try:
-        datetime(int(date[:4]), int(date[4:6]), int(date[6:]), int(time[:2]), int(time[2:4]), int(time[4:]))
-    except ValueError:
-        raise RowError(f"{what} {date} {time} is not a real date and time") from None
-    return date + time
+    stamp = date + time
+    if len(date) == 8 and _valid_stamp(stamp):
+        return stamp
+    raise _stamp_error(date, time, what)
 
 
 def _duty_word(raw: str) -> Optional[bool]:
@@ -130,21 +154,22 @@ class BOBOEntry:
     @classmethod
     def from_csv_row(cls, row: Sequence[str], source_file: str = "", line: int = 0) -> "BOBOEntry":
         """An event from a layout A row (the 10-field BOBO export); RowError if it is not one."""
-        fields = [f.strip() for f in row]
-        while len(fields) > LAYOUT_A_FIELDS and fields[-1] == "":
-            fields.pop()  # trailing commas
-        if len(fields) != LAYOUT_A_FIELDS:
-            raise RowError(f"expected {LAYOUT_A_FIELDS} fields, found {len(fields)}")
-        kind = fields[0].upper()
-        if kind not in ("BON", "BOF"):
-            raise RowError(f"unknown transaction type {fields[0][:20]!r} (expected BON or BOF)")
-        employee = _check_employee_id(fields[1])
-        event_time = _stamp(fields[3], fields[4], "clocking")
-        created = fields[5]
+        count = len(row)
+        while count > LAYOUT_A_FIELDS and not row[count - 1].strip():
+            count -= 1  # trailing commas
+        if count != LAYOUT_A_FIELDS:
+            raise RowError(f"expected {LAYOUT_A_FIELDS} fields, found {count}")
+        kind = row[0].strip().upper()
+        if kind != "BON" and kind != "BOF":
+            raise RowError(f"unknown transaction type {row[0].strip()[:20]!r} (expected BON or BOF)")
+        employee = _check_employee_id(row[1])
+        event_time = _stamp(row[3].strip(), row[4].strip(), "clocking")
+        created = row[5].strip()
         if created:
-            created = _stamp(created[:8], created[8:], "record created") if len(created) == 14 else ""
-            if not created:
-                raise RowError(f"record created {fields[5][:20]!r} is not YYYYMMDDHHMMSS")
+            if len(created) != 14:
+                raise RowError(f"record created {created[:20]!r} is not YYYYMMDDHHMMSS")
+            if not _valid_stamp(created):
+                raise _stamp_error(created[:8], created[8:], "record created")
         return cls(employee, kind == "BON", event_time, created, source_file, line)
 
     @classmethod
@@ -290,7 +315,7 @@ class CsvFile:
                     self.rows += 1
                     self._reject(line, row)
                     continue
-                if not any(cell.strip() for cell in row):
+                if not (row and row[0].strip()) and not any(cell.strip() for cell in row):
                     continue  # blank line
                 if first:
                     first = False

@@ -7,10 +7,9 @@ table); each batch's writes are one transaction.
 """
 import logging
 import sqlite3
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from failpoints import crash_point
 
@@ -104,8 +103,7 @@ class DatabaseError(Exception):
         self.transient = transient
 
 
-@dataclass(frozen=True)
-class ProcessedFile:
+class ProcessedFile(NamedTuple):
     """A file AtHoc has confirmed, identified by name, size and content hash."""
 
     filename: str
@@ -114,8 +112,7 @@ class ProcessedFile:
     sha256: str
 
 
-@dataclass
-class BatchRecord:
+class BatchRecord(NamedTuple):
     """Everything one batch writes, committed in one transaction after AtHoc answered."""
 
     applied: List[Tuple[str, str, str, int, str, str, str]]  # employee, event, created, on, value, login, file

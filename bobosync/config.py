@@ -6,12 +6,9 @@ ConfigError, so an operator fixes the whole file in one go.
 """
 import os
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 from urllib.parse import urlsplit
-
-from dotenv import dotenv_values
 
 BOBOSYNC_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BOBOSYNC_DIR.parent
@@ -33,9 +30,24 @@ class ConfigError(Exception):
         super().__init__("\n".join(lines))
 
 
-@dataclass
+class _Factory:
+    """A default made afresh for each Settings (a list must not be shared between them)."""
+
+    def __init__(self, make: Callable[[], Any]):
+        self.make = make
+
+
+def field(*, default_factory: Callable[[], Any]) -> Any:
+    """What dataclasses.field(default_factory=...) means, for Settings."""
+    return _Factory(default_factory)
+
+
 class Settings:
-    """Every setting of bobosync, typed and validated."""
+    """Every setting of bobosync, typed and validated.
+
+    Declared like a dataclass, but not one: importing dataclasses (and the inspect module it
+    loads) took a quarter of a run with nothing to do. `replace()` does what dataclasses.replace
+    does; equality compares every setting; repr hides the password and the client secret."""
 
     athoc_server_url: str
     client_id: str
@@ -77,6 +89,34 @@ class Settings:
 
     env_file: Optional[Path] = None
     warnings: List[str] = field(default_factory=list)
+
+    def __init__(self, **values: Any):
+        unknown = set(values) - set(self.__annotations__)
+        if unknown:
+            raise TypeError(f"Settings has no setting {', '.join(sorted(unknown))}")
+        for name in self.__annotations__:
+            default = type(self).__dict__.get(name, _Factory)
+            if name in values:
+                value = values[name]
+            elif default is _Factory:
+                raise TypeError(f"Settings needs {name}")
+            else:
+                value = default.make() if isinstance(default, _Factory) else default
+            setattr(self, name, value)
+
+    def _values(self) -> Dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__annotations__}
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with `changes` (as dataclasses.replace)."""
+        return type(self)(**{**self._values(), **changes})
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._values() == self._values()  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        shown = {k: ("***" if k in ("password", "client_secret") and v else v) for k, v in self._values().items()}
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     @property
     def secrets(self) -> List[str]:
@@ -179,6 +219,7 @@ def _read_environment(env_file: Optional[Path], environ: Mapping[str, str]) -> D
     """Values from the .env file, overridden by the process environment."""
     raw: Dict[str, str] = {}
     if env_file is not None:
+        from dotenv import dotenv_values  # only when there is a file: a run's start-up is most of an idle run
         raw.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
     raw.update(environ)
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):

@@ -5,7 +5,6 @@ loses nothing and the next run recovers. Unset (always, in production) it does n
 Points: after_parse, after_athoc, after_commit, during_mapping_replace.
 """
 import os
-import signal
 
 ENV_VAR = "BOBOSYNC_CRASH_AT"
 
@@ -14,6 +13,7 @@ def crash_point(name: str) -> None:
     """Die at once, like a SIGKILL, if the test hook names this point."""
     if os.environ.get(ENV_VAR) != name:
         return
+    import signal
     if hasattr(signal, "SIGKILL"):
         os.kill(os.getpid(), signal.SIGKILL)
     os._exit(137)

@@ -1,15 +1,81 @@
 """Logging for a run: a daily-rotated file, the console, and no secret in either."""
 import logging
+import os
 import re
 import sys
-from logging.handlers import TimedRotatingFileHandler
+import time
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 from config import Settings
 
 LOG_FILE = "bobo_processor.log"
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+DST_MARGIN_SECONDS = 3600  # the standard handler's midnight moves by up to an hour on daylight-saving nights
+
+
+def _next_midnight(now: float) -> float:
+    t = time.localtime(now)
+    return time.mktime((t.tm_year, t.tm_mon, t.tm_mday + 1, 0, 0, 0, 0, 0, -1))
+
+
+class DailyLogHandler(logging.Handler):
+    """The log file, rotated at midnight to <file>.YYYY-MM-DD with `backup_count` kept.
+
+    The rotation is the standard TimedRotatingFileHandler's, but logging.handlers costs a run
+    with nothing to do more than its work, so it is imported only when a rotation may be due:
+    while the file was last written today and midnight is over an hour away, lines are appended."""
+
+    def __init__(self, filename: str, backup_count: int):
+        super().__init__()
+        self.filename, self.backup_count = filename, backup_count
+        now = time.time()
+        self.plain_until = _next_midnight(now) - DST_MARGIN_SECONDS
+        self.inner: logging.FileHandler
+        if now < self.plain_until and self._written_today(now):
+            self.inner = logging.FileHandler(filename, encoding="utf-8")
+        else:
+            self.inner = self._rotating()
+
+    def _written_today(self, now: float) -> bool:
+        try:
+            mtime = os.stat(self.filename).st_mtime
+        except FileNotFoundError:
+            return True
+        return time.localtime(mtime)[:3] == time.localtime(now)[:3]
+
+    def _rotating(self) -> logging.FileHandler:
+        from logging.handlers import TimedRotatingFileHandler
+        return TimedRotatingFileHandler(self.filename, when="midnight", backupCount=self.backup_count,
+                                        encoding="utf-8")
+
+    @property
+    def rotating(self) -> bool:
+        return type(self.inner) is not logging.FileHandler
+
+    def setFormatter(self, fmt: Optional[logging.Formatter]) -> None:
+        super().setFormatter(fmt)
+        self.inner.setFormatter(fmt)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.rotating and time.time() >= self.plain_until:
+            try:
+                rotating = self._rotating()  # it decides from the file's age, as if it had been there all along
+            except Exception:  # a log problem must not stop the run; the lines go on into today's file
+                self.plain_until = float("inf")
+                self.handleError(record)
+            else:
+                self.inner.close()
+                rotating.setFormatter(self.formatter)
+                self.inner = rotating
+        self.inner.emit(record)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def close(self) -> None:
+        self.inner.close()
+        super().close()
 
 
 class SecretFilter(logging.Filter):
@@ -57,8 +123,7 @@ def setup_logging(settings: Settings, console: bool = True) -> List[logging.Hand
     problem = ""
     try:
         Path(settings.log_directory).mkdir(parents=True, exist_ok=True)
-        file_handler = TimedRotatingFileHandler(str(Path(settings.log_directory) / LOG_FILE), when="midnight",
-                                                backupCount=settings.log_purge_days, encoding="utf-8")
+        file_handler = DailyLogHandler(str(Path(settings.log_directory) / LOG_FILE), settings.log_purge_days)
         file_handler.setFormatter(logging.Formatter(FORMAT))
         handlers.append(file_handler)
     except OSError as exc:

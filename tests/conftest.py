@@ -58,7 +58,7 @@ def settings_for(simulator: AtHocSimulator, **overrides):
 
 @pytest.fixture
 def settings(sim):
-    """Settings for the running simulator (override fields with dataclasses.replace)."""
+    """Settings for the running simulator (override fields with settings.replace(...))."""
     return settings_for(sim)
 
 

@@ -1,5 +1,4 @@
 """AtHoc client rules (shared/athoc-api.md), over real HTTP(S) to the simulator."""
-import dataclasses
 import logging
 import ssl
 import subprocess
@@ -19,7 +18,7 @@ FIELD = "On-Duty-DTG"
 
 
 def client_for(settings, **overrides) -> AtHocClient:
-    return AtHocClient(dataclasses.replace(settings, **overrides))
+    return AtHocClient(settings.replace(**overrides))
 
 
 # --- token ---

@@ -139,3 +139,29 @@ def test_configuration_error_exits_2_with_a_message_and_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "BATCH_SIZE" in result.stderr and "ORG_CODE" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_settings_behave_as_the_dataclass_they_were():
+    from config import Settings, settings_for_tests
+    a, b = settings_for_tests(), settings_for_tests()
+    assert a == b and a.user_attributes is not b.user_attributes and a.warnings is not b.warnings
+    c = a.replace(batch_size=100)
+    assert (c.batch_size, a.batch_size) == (100, 10) and c != a and c.client_id == a.client_id
+    shown = repr(a.replace(password="pw-1234", client_secret="cs-5678"))
+    assert "pw-1234" not in shown and "cs-5678" not in shown and "password='***'" in shown
+    with pytest.raises(TypeError):
+        Settings(athoc_server_url="https://x")  # the credentials are required
+    with pytest.raises(TypeError):
+        a.replace(no_such_setting=1)
+
+
+def test_a_run_with_nothing_to_do_does_not_import_dataclasses_or_argparse(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in REQUIRED}
+    env.update(REQUIRED, CSV_DIRECTORY=str(tmp_path), DB_PATH=str(tmp_path / "x.db"), SYNC_MAPPINGS="false",
+               AUTO_CLEANUP_HOURS="0", LOG_DIRECTORY=str(tmp_path / "logs"),
+               PROCESSED_DIRECTORY=str(tmp_path / "p"), FAILED_FILES_DIRECTORY=str(tmp_path / "f"))
+    result = subprocess.run([sys.executable, "-X", "importtime", str(BOBOSYNC_DIR / "bobo_processor.py")], env=env,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "Nothing to do" in result.stdout, result.stdout + result.stderr
+    imported = set(re.findall(r"\|\s*([\w.]+)$", result.stderr, flags=re.M))
+    assert not imported & {"dataclasses", "argparse", "requests", "filelock", "logging.handlers", "bobo_csv"}

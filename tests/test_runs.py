@@ -1,6 +1,5 @@
 """Engine rules (issue 3, shared/bobo-csv.md): whole scheduled runs through main(), against the
 simulator over HTTP, with real folders and a real SQLite file."""
-import dataclasses
 import os
 import sqlite3
 import subprocess
@@ -411,7 +410,11 @@ def test_python_api_recipes_of_the_readme_work(site):
 
 
 def test_settings_object_can_be_given_directly(sim, tmp_path):
-    settings = dataclasses.replace(settings_for(sim), db_path=tmp_path / "x.db")
+    settings = settings_for(sim).replace(db_path=tmp_path / "x.db")
     processor = BOBOProcessor(settings)
     assert processor.db.mapping_count() == 0
     processor.close()
+
+
+def test_the_scheduled_run_without_argparse_reads_what_the_parser_would():
+    assert vars(bobo_processor.parse_args([])) == vars(bobo_processor.build_parser().parse_args([]))
