@@ -117,7 +117,6 @@ def setup_logging(settings: Settings, console: bool = True) -> List[logging.Hand
     """Attach the file and console handlers to the root logger; return them for teardown."""
     root = logging.getLogger()
     root.setLevel(getattr(logging, settings.log_level))
-    logging.getLogger("filelock").setLevel(logging.INFO)  # its per-run acquire/release lines are noise at DEBUG
     secret_filter = SecretFilter(settings.secrets)
     handlers: List[logging.Handler] = []
     problem = ""
