@@ -397,6 +397,7 @@ def test_python_api_recipes_of_the_readme_work(site):
     site.write("a.csv", bon(10001))
     processor = BOBOProcessor()
     try:
+        processor.connect_athoc()
         assert processor.sync_worker_mappings()
         users = processor.athoc_client.get_all_users_with_attributes(["Collar-Number"])
         assert len(users) == 5
