@@ -38,7 +38,7 @@ import pytest
 import bobo_processor
 from athoc_simulator import AtHocSimulator
 from bobo_csv import normalize_employee_id
-from conftest import ENTRY, ROOT, SETTING_NAMES, env_for
+from conftest import ENTRY, ROOT, SETTING_NAMES, SiteFolders, env_for
 
 FIELD = "On-Duty-DTG"
 DOMAIN = "demo.example"
@@ -131,7 +131,7 @@ def check_run(output: str, code: int, expect: Sequence[int], log_text: str) -> N
     assert "Traceback" not in log_text, log_text
 
 
-class Scenario:
+class Scenario(SiteFolders):
     """A work folder, the simulator's users and every event and file a test generated."""
 
     def __init__(self, sim: AtHocSimulator, work: Path, users: int = 6, **env: str):
@@ -142,21 +142,10 @@ class Scenario:
         sim.add_user(f"twin.b@{DOMAIN}", **{"Collar-Number": AMBIGUOUS})
         sim.add_user(f"nocollar@{DOMAIN}", FIRSTNAME="No", LASTNAME="Collar")
         self.env = {**env_for(sim, self.work), "AUTO_CLEANUP_HOURS": "0", **env}
-        self.csv_dir = Path(self.env["CSV_DIRECTORY"])
         self.csv_dir.mkdir(parents=True, exist_ok=True)
-        self.db = Path(self.env["DB_PATH"])
-        self.log_dir = Path(self.env["LOG_DIRECTORY"])
         self.files: List[FileRec] = []
         self.gone: Set[str] = set()  # logins removed from AtHoc by the test
         self._mtime = time.time() - 3600
-
-    @property
-    def processed_dir(self) -> Path:
-        return Path(self.env["PROCESSED_DIRECTORY"])
-
-    @property
-    def failed_dir(self) -> Path:
-        return Path(self.env["FAILED_FILES_DIRECTORY"])
 
     @property
     def events(self) -> List[Ev]:

@@ -30,7 +30,7 @@ import pytest
 
 import bobo_db
 import bobo_processor
-from conftest import ENTRY, ROOT, SETTING_NAMES as BASE_SETTING_NAMES, env_for
+from conftest import ENTRY, ROOT, SETTING_NAMES as BASE_SETTING_NAMES, SiteFolders, env_for
 
 FIELD = "On-Duty-DTG"
 DOMAIN = "demo.example"
@@ -66,7 +66,7 @@ class Ev:
         return f"{t[6:8]}/{t[4:6]}/{t[:4]} {t[8:10]}:{t[10:12]}:{t[12:14]}"
 
 
-class Scenario:
+class Scenario(SiteFolders):
     """A work folder, the simulator's users and every event and file a test generated."""
 
     def __init__(self, sim, tmp_path: Path, users: int = 6, **env: str):
@@ -77,22 +77,11 @@ class Scenario:
         sim.add_user(f"twin.b@{DOMAIN}", **{"Collar-Number": AMBIGUOUS})
         sim.add_user(f"nocollar@{DOMAIN}", FIRSTNAME="No", LASTNAME="Collar")
         self.env = {**env_for(sim, tmp_path), "AUTO_CLEANUP_HOURS": "0", **env}
-        self.csv_dir = Path(self.env["CSV_DIRECTORY"])
         self.csv_dir.mkdir(parents=True, exist_ok=True)
-        self.db = Path(self.env["DB_PATH"])
-        self.log_file = Path(self.env["LOG_DIRECTORY"]) / "bobo_processor.log"
         self.events: List[Ev] = []
         self.files: Dict[str, List[Ev]] = {}
         self.extra_folders: List[Path] = []  # where a test put a folder aside
         self._mtime = time.time() - 3600
-
-    @property
-    def processed_dir(self) -> Path:
-        return Path(self.env["PROCESSED_DIRECTORY"])
-
-    @property
-    def failed_dir(self) -> Path:
-        return Path(self.env["FAILED_FILES_DIRECTORY"])
 
     def login_of(self, eid: str) -> Optional[str]:
         return next((login for login, e in self.mapped.items() if e == eid), None)
