@@ -179,8 +179,12 @@ class Preflight:
         detail = (f"{len(users)} of {total if total is not None else '?'} users read; {with_collar} have "
                   f"{s.collar_id_field}, {on_duty} have {s.duty_status_field} set")
         if users and with_collar == 0:
-            self.add("WARN", "user search", f"{detail}. No user has a {s.collar_id_field}: the field name is "
-                     f"probably wrong; check COLLAR_ID_FIELD against AtHoc's user attributes")
+            # every user read and none has one: the mapping would be empty and nothing ever sent
+            everyone = total is not None and len(users) >= total
+            self.add("FAIL" if everyone else "WARN", "user search",
+                     f"{detail}. No user has a {s.collar_id_field}: the field name is "
+                     f"{'wrong' if everyone else 'probably wrong'}, and bobosync maps a person only through it; "
+                     f"check COLLAR_ID_FIELD against AtHoc's user attributes")
         elif not users:
             self.add("WARN", "user search", "AtHoc listed no users: check that the service account may see the "
                      "organisation's users")

@@ -238,8 +238,21 @@ def test_check_passes_over_tls_when_ssl_cert_path_names_the_private_ca(tls_sim, 
     assert tls_sim.requests_to("connect/token", "POST") and tls_sim.requests_to("search/basic")
 
 
-def test_check_warns_but_passes_when_no_user_has_the_collar_field(sim, work):
+def test_check_fails_when_no_user_of_the_organisation_has_the_collar_field(sim, work):
     sim.seed_users(3)
+
+    result = cli(env_for(sim, work, COLLAR_ID_FIELD="NoSuchField"), "--check")
+
+    # all 3 users were read and none has the field: the mapping would be empty, so the site is not ready
+    assert result.returncode == 1, result.stdout
+    fails = lines_with(result.stdout, "FAIL")
+    assert len(fails) == 1 and "NoSuchField" in fails[0] and "COLLAR_ID_FIELD" in fails[0]
+    searched = sim.requests_to("search/basic")
+    assert searched and "NoSuchField" in searched[-1].query.get("fields", "")
+
+
+def test_check_warns_but_passes_when_no_user_of_a_sample_has_the_collar_field(sim, work):
+    sim.seed_users(150)  # --check reads one page of 100: the others may have collar numbers
 
     result = cli(env_for(sim, work, COLLAR_ID_FIELD="NoSuchField"), "--check")
 
@@ -248,8 +261,7 @@ def test_check_warns_but_passes_when_no_user_has_the_collar_field(sim, work):
     assert lines_with(result.stdout, "FAIL") == []
     warns = lines_with(result.stdout, "WARN")
     assert len(warns) == 1 and "NoSuchField" in warns[0] and "COLLAR_ID_FIELD" in warns[0]
-    searched = sim.requests_to("search/basic")
-    assert searched and "NoSuchField" in searched[-1].query.get("fields", "")
+    assert "100 of 150 users read" in warns[0]
 
 
 def test_check_with_invalid_settings_exits_2_naming_each_problem_and_calls_nobody(sim, work):
