@@ -148,6 +148,13 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _not_a_file(item: "os.DirEntry[str]") -> str:
+    """'name (what it is)' for a folder entry with a .csv name that is not a file."""
+    if item.is_symlink():
+        return f"{item.name} (a link to nothing)"
+    return f"{item.name} ({'a folder' if item.is_dir() else 'not a regular file'})"
+
+
 def _shorten(ids: Sequence[str]) -> str:
     shown = ", ".join(sorted(ids)[:SHOWN_IDS])
     return shown + (f" and {len(ids) - SHOWN_IDS} more" if len(ids) > SHOWN_IDS else "")
@@ -246,6 +253,7 @@ class BOBOProcessor:
         s = self.settings
         now = time.time()
         found: List[Tuple[float, str, Path]] = []
+        not_files: List[str] = []
         self.waiting_files = 0
         with os.scandir(s.csv_directory) as entries:
             for item in entries:
@@ -253,10 +261,11 @@ class BOBOProcessor:
                     continue
                 try:
                     if not item.is_file():
+                        not_files.append(_not_a_file(item))
                         continue
                     st = item.stat()
                 except OSError:
-                    continue
+                    continue  # gone since the listing
                 if now - st.st_mtime < s.file_settle_seconds:
                     self.waiting_files += 1
                     continue
@@ -264,6 +273,11 @@ class BOBOProcessor:
                 self._stats[path] = st
                 found.append((st.st_mtime, item.name, path))
         found.sort()
+        if not_files:
+            log.warning("Skipped %d entr%s in %s named *.csv that %s not a file to read: %s; move %s away",
+                        len(not_files), "y" if len(not_files) == 1 else "ies", s.csv_directory,
+                        "is" if len(not_files) == 1 else "are", ", ".join(sorted(not_files)),
+                        "it" if len(not_files) == 1 else "them")
         if self.waiting_files:
             log.info("%d file(s) modified in the last %g s wait for the next run (BOBO may still be writing)",
                      self.waiting_files, s.file_settle_seconds)

@@ -393,6 +393,7 @@ def test_folder_entries_that_are_not_plain_files(sim, tmp_path):
     assert (sc.processed_dir / "link.csv").is_symlink()
     assert sorted(sc.names(sc.csv_dir)) == ["dangling.csv", "notes.txt", "x.csv"]
     assert (folder / "inner.csv").is_file()
+    assert "dangling.csv (a link to nothing), x.csv (a folder)" in output  # the operator is told, once per run
     assert sc.run() and not sc.sync_requests()[1:]  # nothing more to do, nothing sent again
 
 
