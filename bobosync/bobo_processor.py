@@ -128,8 +128,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   "tries again", settings.db_path, exc)
         return EXIT_RETRY
     except sqlite3.DatabaseError as exc:
-        if not is_damage(exc):
-            raise  # a constraint or programming error: the database itself is fine, keep it
+        if not is_damage(exc):  # e.g. a constraint or trigger someone added: the file itself is fine, keep it
+            log.error("Database %s refused a change (%s: %s): it is kept as it is; if another program or a "
+                      "person changed its tables, undo that. Files not confirmed by AtHoc stay for the next run",
+                      settings.db_path, type(exc).__name__, exc)
+            return EXIT_RETRY
         set_aside_damaged(settings.db_path, exc)
         log.error("The database was damaged and has been set aside; the next run builds a new one and re-syncs "
                   "the mappings. Files not confirmed by AtHoc stay for that run")

@@ -624,6 +624,36 @@ def test_damaged_database_is_set_aside_rebuilt_and_the_files_applied(sim, tmp_pa
     assert {e for e, in sc.rows("SELECT employee_id FROM duty_state")} == {"10001", "10399", "10400"}
 
 
+def test_database_refusing_a_write_is_kept_and_reported_without_a_traceback(sim, tmp_path):
+    """A healthy database that refuses a write (here a trigger someone added; SQLite says 'constraint'):
+    not damage, so the file is kept as it is; the operator gets one ERROR line, exit 1, the files wait."""
+    sc = Scenario(sim, tmp_path)
+    first, second = standard_files(sc)
+    sc.write("a.csv", first)
+    sc.run()
+    conn = sqlite3.connect(str(sc.db))
+    conn.execute("CREATE TRIGGER site_rule BEFORE INSERT ON processing_log "
+                 "BEGIN SELECT RAISE(ABORT, 'processing_log is closed for maintenance'); END")
+    conn.commit()
+    conn.close()
+    sc.write("b.csv", second)
+    proc = sc.start()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in out + err, out + err
+    assert "ERROR" in out + err and "processing_log is closed for maintenance" in out + err
+    assert str(sc.db) in out + err and "Traceback" not in sc.log()
+    assert not list(tmp_path.glob("bobo_mapping.db.damaged-*"))  # not damage: nothing set aside
+    assert "b.csv" in sc.names(sc.csv_dir)  # the batch's writes rolled back: the file waits
+    check_all(sc)
+    conn = sqlite3.connect(str(sc.db))
+    conn.execute("DROP TRIGGER site_rule")
+    conn.commit()
+    conn.close()
+    sc.run()
+    assert_requests_sound(sc)
+    assert_final_state(sc)
+
+
 # --- time ---
 
 LONDON = {"TZ": "Europe/London"}
