@@ -8,11 +8,20 @@ from typing import Any, Dict, List, Optional
 from config import Settings
 
 
-def _csv_files(folder: Path) -> List[Path]:
+def _csv_mtimes(folder: Path) -> List[float]:
+    """The modification times of the folder's *.csv files (none when it cannot be read)."""
+    mtimes = []
     try:
-        return [p for p in folder.iterdir() if p.suffix.lower() == ".csv" and p.is_file()]
-    except OSError:
-        return []
+        for p in folder.iterdir():
+            if p.suffix.lower() == ".csv" and p.is_file():
+                mtimes.append(p.stat().st_mtime)
+    except OSError:  # the folder, or a file just moved away
+        pass
+    return mtimes
+
+
+def _no_table(exc: sqlite3.OperationalError) -> bool:
+    return str(exc).startswith("no such table")
 
 
 def _age(seconds: float) -> str:
@@ -34,8 +43,10 @@ def _read_db(path: Path) -> Optional[Dict[str, Any]]:
         def one(sql: str, default: Any = None, params: tuple = ()) -> Any:
             try:
                 row = conn.execute(sql, params).fetchone()
-            except sqlite3.OperationalError:  # a seed-era database without our tables yet
-                return default
+            except sqlite3.OperationalError as exc:
+                if _no_table(exc):  # a seed-era database without our tables yet
+                    return default
+                raise
             return row[0] if row else default
 
         def state(key: str) -> Optional[str]:
@@ -44,12 +55,16 @@ def _read_db(path: Path) -> Optional[Dict[str, Any]]:
         try:
             sync = conn.execute("SELECT last_sync_time, status FROM sync_tracking "
                                 "WHERE sync_type = 'user_mapping'").fetchone()
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as exc:
+            if not _no_table(exc):
+                raise
             sync = None
         try:
             retrying = [{"file": f, "attempts": a, "last_error": e} for f, a, e in
                         conn.execute("SELECT filename, attempts, last_error FROM file_attempts ORDER BY filename")]
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as exc:
+            if not _no_table(exc):
+                raise
             retrying = []
         return {
             "mapping_sync": {"last_attempt": sync[0] if sync else None, "status": sync[1] if sync else "never",
@@ -69,18 +84,21 @@ def _read_db(path: Path) -> Optional[Dict[str, Any]]:
 def collect_status(settings: Settings) -> Dict[str, Any]:
     """Everything --status reports, as a dict (also the --json output)."""
     now = time.time()
-    waiting = _csv_files(settings.csv_directory)
-    mtimes = [p.stat().st_mtime for p in waiting]
+    mtimes = _csv_mtimes(settings.csv_directory)
     status: Dict[str, Any] = {
         "csv_directory": str(settings.csv_directory),
-        "files_waiting": len(waiting),
+        "files_waiting": len(mtimes),
         "oldest_waiting_seconds": round(now - min(mtimes)) if mtimes else None,
-        "files_failed": len(_csv_files(settings.failed_files_directory)),
+        "files_failed": len(_csv_mtimes(settings.failed_files_directory)),
         "failed_directory": str(settings.failed_files_directory),
         "move_processed_files": settings.move_processed_files,
         "database": str(settings.db_path),
     }
-    db = _read_db(settings.db_path)
+    try:
+        db = _read_db(settings.db_path)
+    except sqlite3.Error as exc:  # locked for long, damaged, unreadable
+        status["database_error"] = str(exc)
+        return status
     status.update(db if db is not None else {"database_missing": True})
     return status
 
@@ -98,6 +116,11 @@ def format_status(status: Dict[str, Any]) -> str:
     lines.append(f"Files failed:        {status['files_failed']} in {status['failed_directory']}")
     if status.get("database_missing"):
         lines.append(f"Database:            {status['database']} does not exist yet: no run has happened")
+        return "\n".join(lines)
+    if status.get("database_error"):
+        lines.append(f"Database:            {status['database']} cannot be read ({status['database_error']}). "
+                     f"If another program holds it, close it; if it is damaged, the next scheduled run sets it "
+                     f"aside and builds a new one")
         return "\n".join(lines)
     retrying = status["retrying"]
     lines.append(f"Files being retried: {len(retrying)}")
@@ -117,4 +140,4 @@ def format_status(status: Dict[str, Any]) -> str:
 def print_status(settings: Settings, as_json: bool = False) -> int:
     status = collect_status(settings)
     print(json.dumps(status, indent=2) if as_json else format_status(status))
-    return 0
+    return 1 if status.get("database_error") else 0

@@ -383,6 +383,21 @@ def test_status_does_not_create_the_database(sim, work):
     assert sim.requests == []
 
 
+def test_status_on_a_damaged_database_says_so_and_leaves_it_as_it_is(sim, work):
+    db = work / "bobo_mapping.db"
+    damaged = bytes((i * 7919 + 13) % 251 for i in range(20000))
+    db.write_bytes(damaged)
+
+    text = cli(env_for(sim, work), "--status")
+    as_json = cli(env_for(sim, work), "--status", "--json")
+
+    assert text.returncode == 1 and "Traceback" not in text.stdout + text.stderr, text.stdout + text.stderr
+    assert f"{db} cannot be read (file is not a database)" in text.stdout
+    assert json.loads(as_json.stdout)["database_error"] == "file is not a database" and as_json.returncode == 1
+    assert db.read_bytes() == damaged and sorted(p.name for p in work.iterdir()) == ["bobo_mapping.db", "crown_files"]
+    assert sim.requests == []
+
+
 def test_json_without_status_is_refused_as_a_usage_error(work, sim):
     result = cli(env_for(sim, work), "--json")
 
