@@ -131,6 +131,7 @@ class BOBODatabase:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.set_aside: Optional[Path] = None  # where a damaged file went, when this open replaced it
         try:
             self._open()
         except sqlite3.OperationalError as exc:  # locked, or cannot open
@@ -140,7 +141,7 @@ class BOBODatabase:
             if not is_damage(exc):
                 raise
             self.conn.close()
-            aside = set_aside_damaged(self.path, exc)
+            aside = self.set_aside = set_aside_damaged(self.path, exc)
             self._open()
             log.warning("A new database was built in place of the damaged one (kept as %s); the user mappings "
                         "are re-synced from AtHoc and duty state starts empty", aside.name)

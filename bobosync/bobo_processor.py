@@ -66,7 +66,14 @@ def _run_locked(settings: Settings, work: Callable[[BOBOProcessor], int]) -> int
     from run_lock import RunLock
     lock_path = str(settings.db_path) + ".lock"
     lock = RunLock(lock_path)
-    if not lock.acquire():
+    try:
+        settings.db_path.parent.mkdir(parents=True, exist_ok=True)
+        held = lock.acquire()
+    except OSError as exc:
+        log.error("Cannot take the run lock %s (%s): check DB_PATH, and that the service account may create "
+                  "files in its folder", lock_path, f"{exc.strerror}: {exc.filename}" if exc.filename else exc)
+        return EXIT_CONFIG
+    if not held:
         log.info("Another bobosync run holds the lock (%s); this run exits", lock_path)
         return EXIT_OK
     try:

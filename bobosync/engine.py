@@ -630,6 +630,9 @@ class BOBOProcessor:
     def dry_run(self) -> int:
         """Parse, resolve and map as a run would, print what would be sent; write nothing."""
         self.read_only = True
+        if not self.settings.csv_directory.is_dir():
+            log.error(self.check_folders()[0])
+            return EXIT_CONFIG
         if not self.db.mapping_count() and self.settings.sync_mappings:
             print("No user mappings yet: reading them from AtHoc first (the only change --dry-run makes)")
             self.sync_worker_mappings()
@@ -637,6 +640,10 @@ class BOBOProcessor:
         if not files:
             print("No ready CSV files: nothing would be sent.")
             return EXIT_OK
+        if not self.db.mapping_count():
+            print(f"No user mappings (the mapping sync has not succeeded): who would be updated cannot be told; "
+                  f"{len(files)} file(s) would wait. Run --check and --sync-mappings")
+            return EXIT_RETRY
         self.process_file_batch(files, dry_run=True)
         return EXIT_OK
 

@@ -78,6 +78,10 @@ class Preflight:
             count = db.mapping_count()
         finally:
             db.close()
+        if db.set_aside:
+            self.add("WARN", "database", f"{self.settings.db_path} was damaged: set aside as {db.set_aside.name} "
+                     f"and a new one built; the next run re-syncs the mappings (duty state starts empty)")
+            return
         self.add("PASS", "database", f"{self.settings.db_path} opens; {count} user mappings held")
 
     # --- network ---

@@ -7,6 +7,8 @@ from typing import Any, Dict, List, Optional
 
 from config import Settings
 
+NOT_A_FILE = "it is not a file"
+
 
 def _csv_mtimes(folder: Path) -> List[float]:
     """The modification times of the folder's *.csv files (none when it cannot be read)."""
@@ -94,6 +96,9 @@ def collect_status(settings: Settings) -> Dict[str, Any]:
         "move_processed_files": settings.move_processed_files,
         "database": str(settings.db_path),
     }
+    if settings.db_path.exists() and not settings.db_path.is_file():
+        status["database_error"] = NOT_A_FILE
+        return status
     try:
         db = _read_db(settings.db_path)
     except sqlite3.Error as exc:  # locked for long, damaged, unreadable
@@ -118,9 +123,9 @@ def format_status(status: Dict[str, Any]) -> str:
         lines.append(f"Database:            {status['database']} does not exist yet: no run has happened")
         return "\n".join(lines)
     if status.get("database_error"):
-        lines.append(f"Database:            {status['database']} cannot be read ({status['database_error']}). "
-                     f"If another program holds it, close it; if it is damaged, the next scheduled run sets it "
-                     f"aside and builds a new one")
+        hint = ("fix DB_PATH" if status["database_error"] == NOT_A_FILE else "if another program holds it, close "
+                "it; if it is damaged, the next scheduled run sets it aside and builds a new one")
+        lines.append(f"Database:            {status['database']} cannot be read ({status['database_error']}): {hint}")
         return "\n".join(lines)
     retrying = status["retrying"]
     lines.append(f"Files being retried: {len(retrying)}")

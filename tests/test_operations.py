@@ -172,6 +172,30 @@ def test_dry_run_does_not_move_a_file_already_confirmed_by_athoc(sim, work):
     assert len(sim.requests_to("SyncByCommonNames")) == sent
 
 
+
+def test_dry_run_when_athoc_cannot_give_the_mappings_says_it_cannot_tell_and_exits_1(sim, work):
+    """No mapping and AtHoc unreachable: every employee would look unmapped, which would be a wrong plan."""
+    write_csv(work / "crown_files", "a.csv", "BON,10002,P2,20240101,090000,20240101090010,1,,,\n")
+    env = env_for(sim, work, ATHOC_SERVER_URL=f"http://127.0.0.1:{closed_port()}")
+
+    dry = cli(env, "--dry-run")
+
+    assert dry.returncode == 1, dry.stdout + dry.stderr
+    assert "who would be updated cannot be told; 1 file(s) would wait" in dry.stdout
+    assert "no AtHoc user in the mappings" not in dry.stdout + dry.stderr  # not reported as unmapped
+    assert listing(work / "crown_files") == ["a.csv"]
+    assert rows(work / "bobo_mapping.db", "SELECT COUNT(*) FROM worker_mapping") == [(0,)]
+
+
+def test_dry_run_with_a_missing_csv_folder_is_a_configuration_error(sim, work):
+    env = env_for(sim, work, CSV_DIRECTORY=str(work / "no_such_folder"))
+
+    dry = cli(env, "--dry-run")
+
+    assert dry.returncode == 2 and "Traceback" not in dry.stdout + dry.stderr, dry.stdout + dry.stderr
+    assert f"CSV_DIRECTORY {work / 'no_such_folder'} does not exist" in dry.stdout + dry.stderr
+    assert not (work / "no_such_folder").exists() and sim.requests == []
+
 # --- --check ---
 
 def test_check_passes_on_a_healthy_setup(sim, work):
@@ -188,6 +212,22 @@ def test_check_passes_on_a_healthy_setup(sim, work):
     assert sim.requests_to("connect/token", "POST") and sim.requests_to("search/basic", "GET")
     assert sim.requests_to("SyncByCommonNames") == []  # --check writes nothing to AtHoc
     assert (work / "processed_files").is_dir() and (work / "logs").is_dir()
+
+
+def test_check_warns_when_it_finds_the_database_damaged_and_keeps_the_damaged_file(sim, work):
+    sim.seed_users(3)
+    db = work / "bobo_mapping.db"
+    damaged = bytes((i * 7919 + 13) % 251 for i in range(20000))
+    db.write_bytes(damaged)
+
+    result = cli(env_for(sim, work), "--check")
+
+    assert result.returncode == 0, result.stdout  # a WARN: the next run carries on with the new database
+    warns = [line for line in lines_with(result.stdout, "WARN") if line.split()[1] == "database"]
+    aside = list(work.glob("bobo_mapping.db.damaged-*"))
+    assert len(warns) == 1 and len(aside) == 1 and aside[0].name in warns[0], result.stdout
+    assert aside[0].read_bytes() == damaged
+    assert rows(db, "PRAGMA user_version")[0][0] > 0  # the new database, built
 
 
 def test_check_fails_naming_the_token_step_on_a_wrong_password(sim, work):
@@ -396,6 +436,14 @@ def test_status_on_a_damaged_database_says_so_and_leaves_it_as_it_is(sim, work):
     assert json.loads(as_json.stdout)["database_error"] == "file is not a database" and as_json.returncode == 1
     assert db.read_bytes() == damaged and sorted(p.name for p in work.iterdir()) == ["bobo_mapping.db", "crown_files"]
     assert sim.requests == []
+
+
+def test_status_when_the_database_path_is_a_folder(sim, work):
+    (work / "bobo_mapping.db").mkdir()
+
+    text = cli(env_for(sim, work), "--status")
+
+    assert text.returncode == 1 and f"{work / 'bobo_mapping.db'} cannot be read (it is not a file)" in text.stdout
 
 
 def test_json_without_status_is_refused_as_a_usage_error(work, sim):

@@ -344,6 +344,31 @@ def test_two_overlapping_runs_second_exits_0_and_sends_nothing(site):
     assert site.sim.requests == [] and site.names(site.csv) == ["a.csv"]
 
 
+
+def test_a_missing_database_folder_is_created_and_the_run_goes_on(site):
+    site.configure(DB_PATH=str(site.root / "data" / "bobo.db"))
+    site.write("a.csv", bon(10001))
+    assert site.run() == 0
+    assert (site.root / "data" / "bobo.db").is_file() and site.sim.attribute(U1, FIELD) == "01/10/2024 07:00:00"
+
+
+@pytest.mark.parametrize("blocker", ["database folder is a file", "lock file is a folder"])
+def test_a_lock_that_cannot_be_taken_is_a_configuration_error_naming_it(site, capsys, blocker):
+    if blocker == "database folder is a file":
+        (site.root / "data").write_text("not a folder")
+        site.configure(DB_PATH=str(site.root / "data" / "bobo.db"))
+        lock = site.root / "data" / "bobo.db.lock"
+    else:
+        lock = Path(str(site.db_path) + ".lock")
+        lock.mkdir()
+    site.write("a.csv", bon(10001))
+    assert site.run() == 2
+    output = capsys.readouterr()
+    assert f"Cannot take the run lock {lock}" in output.out + output.err and "Traceback" not in output.out + output.err
+    log = (site.root / "logs" / "bobo_processor.log").read_text()
+    assert "Traceback" not in log and "DB_PATH" in log
+    assert site.sim.requests == [] and site.names(site.csv) == ["a.csv"]
+
 # --- database, exit codes, logs ---
 
 def test_seed_era_database_is_upgraded_in_place_and_its_mappings_used(site):
