@@ -4,6 +4,8 @@ The names are the ones sites already use in their .env files (see .env_safe).
 Every bad or missing value is collected and reported together in one
 ConfigError, so an operator fixes the whole file in one go.
 """
+import codecs
+import io
 import os
 import stat
 from pathlib import Path
@@ -220,12 +222,29 @@ def _read_environment(env_file: Optional[Path], environ: Mapping[str, str]) -> D
     raw: Dict[str, str] = {}
     if env_file is not None:
         from dotenv import dotenv_values  # only when there is a file: a run's start-up is most of an idle run
-        raw.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        values = dotenv_values(stream=io.StringIO(_env_file_text(env_file)))
+        raw.update({k: v for k, v in values.items() if v is not None})
     raw.update(environ)
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
         if not raw.get(name) and raw.get(name.lower()):
             raw[name] = raw[name.lower()]
     return raw
+
+
+def _env_file_text(env_file: Path) -> str:
+    """The .env file's text: UTF-8, with or without the byte-order mark Notepad and PowerShell 5.1 write."""
+    try:
+        data = env_file.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"{env_file} cannot be read ({exc.strerror}): check the file's permissions"]) from None
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError([f"{env_file} line {line} is not UTF-8 text: save the file as UTF-8 "
+                           f"(Notepad: File, Save as, Encoding UTF-8)"]) from None
 
 
 def _check_server_url(url: str, problems: List[str], warnings: List[str]) -> str:
@@ -256,7 +275,7 @@ def load_settings(env_file: Optional[str] = None, environ: Optional[Mapping[str,
     path = find_env_file(env_file)
     problems: List[str] = []
     if env_file and (path is None or not path.is_file()):
-        raise ConfigError([f"--env-file {env_file}: no such file"])
+        raise ConfigError([f"--env-file {env_file}: {'not a file' if Path(env_file).exists() else 'no such file'}"])
     raw = _read_environment(path, os.environ if environ is None else environ)
     r = _Reader(raw)
     warnings: List[str] = []

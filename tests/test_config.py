@@ -91,6 +91,31 @@ def test_missing_env_file_named_with_env_file_option(tmp_path):
         load_settings(str(tmp_path / "nope.env"), environ={})
 
 
+def test_env_file_with_a_byte_order_mark_keeps_its_first_setting(tmp_path):
+    """Notepad's 'UTF-8 with BOM' and PowerShell 5.1's Set-Content -Encoding UTF8 start the file with a BOM."""
+    env_file = tmp_path / ".env"
+    lines = [f"{k}={v}" for k, v in {**REQUIRED, "PASSWORD": "p\u00a3ss"}.items()]
+    env_file.write_text("\n".join(lines) + "\n", encoding="utf-8-sig")
+    env_file.chmod(0o600)
+    s = load_settings(str(env_file), environ={})
+    assert lines[0].startswith("ATHOC_SERVER_URL=") and s.athoc_server_url == REQUIRED["ATHOC_SERVER_URL"]
+    assert s.password == "p\u00a3ss"
+
+
+def test_env_file_not_in_utf8_is_a_configuration_error_naming_the_line(tmp_path):
+    env_file = tmp_path / ".env"
+    lines = [f"{k}={v}" for k, v in {**REQUIRED, "PASSWORD": "p\u00a3ss-s3cret"}.items()]
+    env_file.write_bytes("\n".join(lines).encode("cp1252"))  # Notepad's old 'ANSI'
+    line = next(n for n, text in enumerate(lines, 1) if text.startswith("PASSWORD="))
+    result = subprocess.run([sys.executable, str(BOBOSYNC_DIR / "bobo_processor.py"), "--env-file", str(env_file)],
+                            env={k: v for k, v in os.environ.items() if k not in REQUIRED}, capture_output=True,
+                            text=True, timeout=60)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2 and "Traceback" not in output, output
+    assert f"{env_file} line {line} is not UTF-8 text: save the file as UTF-8" in output
+    assert "s3cret" not in output
+
+
 def test_apiuser_wins_and_username_is_only_a_warned_fallback():
     with_both = load_settings(environ={**REQUIRED, "USERNAME": "windows-login"})
     assert with_both.api_user == "svc" and not with_both.warnings
