@@ -573,10 +573,7 @@ class BOBOProcessor:
     def check_folders(self) -> List[str]:
         """Problems with the folders a run needs; the processed and failed folders are created."""
         s = self.settings
-        problems = []
-        if not s.csv_directory.is_dir():
-            problems.append(f"CSV_DIRECTORY {s.csv_directory} does not exist or is not reachable: check the path "
-                            f"(and the share, for a UNC path)")
+        problems = [self._csv_folder_problem()] if not s.csv_directory.is_dir() else []
         for name, folder in (("PROCESSED_DIRECTORY", s.processed_directory),
                              ("FAILED_FILES_DIRECTORY", s.failed_files_directory)):
             try:
@@ -584,6 +581,10 @@ class BOBOProcessor:
             except OSError as exc:
                 problems.append(f"{name} {folder} cannot be created: {exc}")
         return problems
+
+    def _csv_folder_problem(self) -> str:
+        return (f"CSV_DIRECTORY {self.settings.csv_directory} does not exist or is not reachable: check the path "
+                f"(and the share, for a UNC path)")
 
     def run(self) -> int:
         """One scheduled run; returns the exit code."""
@@ -631,7 +632,7 @@ class BOBOProcessor:
         """Parse, resolve and map as a run would, print what would be sent; write nothing."""
         self.read_only = True
         if not self.settings.csv_directory.is_dir():
-            log.error(self.check_folders()[0])
+            log.error(self._csv_folder_problem())
             return EXIT_CONFIG
         if not self.db.mapping_count() and self.settings.sync_mappings:
             print("No user mappings yet: reading them from AtHoc first (the only change --dry-run makes)")

@@ -12,13 +12,17 @@ NOT_A_FILE = "it is not a file"
 
 def _csv_mtimes(folder: Path) -> List[float]:
     """The modification times of the folder's *.csv files (none when it cannot be read)."""
-    mtimes = []
     try:
-        for p in folder.iterdir():
+        entries = list(folder.iterdir())
+    except OSError:
+        return []
+    mtimes = []
+    for p in entries:
+        try:
             if p.suffix.lower() == ".csv" and p.is_file():
                 mtimes.append(p.stat().st_mtime)
-    except OSError:  # the folder, or a file just moved away
-        pass
+        except OSError:  # moved away since the listing
+            continue
     return mtimes
 
 

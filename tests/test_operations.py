@@ -195,6 +195,7 @@ def test_dry_run_with_a_missing_csv_folder_is_a_configuration_error(sim, work):
     assert dry.returncode == 2 and "Traceback" not in dry.stdout + dry.stderr, dry.stdout + dry.stderr
     assert f"CSV_DIRECTORY {work / 'no_such_folder'} does not exist" in dry.stdout + dry.stderr
     assert not (work / "no_such_folder").exists() and sim.requests == []
+    assert not (work / "processed_files").exists() and not (work / "failed_files").exists()  # nothing made
 
 # --- --check ---
 
