@@ -197,6 +197,7 @@ def test_dry_run_with_a_missing_csv_folder_is_a_configuration_error(sim, work):
     assert not (work / "no_such_folder").exists() and sim.requests == []
     assert not (work / "processed_files").exists() and not (work / "failed_files").exists()  # nothing made
 
+
 # --- --check ---
 
 def test_check_passes_on_a_healthy_setup(sim, work):
