@@ -9,7 +9,7 @@ import io
 import os
 import stat
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 from urllib.parse import urlsplit
 
 BOBOSYNC_DIR = Path(__file__).resolve().parent
@@ -32,16 +32,7 @@ class ConfigError(Exception):
         super().__init__("\n".join(lines))
 
 
-class _Factory:
-    """A default made afresh for each Settings (a list must not be shared between them)."""
-
-    def __init__(self, make: Callable[[], Any]):
-        self.make = make
-
-
-def field(*, default_factory: Callable[[], Any]) -> Any:
-    """What dataclasses.field(default_factory=...) means, for Settings."""
-    return _Factory(default_factory)
+_REQUIRED = object()
 
 
 class Settings:
@@ -76,7 +67,7 @@ class Settings:
 
     duty_status_field: str = "On-Duty-DTG"
     collar_id_field: str = "Collar-Number"
-    user_attributes: List[str] = field(default_factory=lambda: ["Collar-Number", "FIRSTNAME", "LASTNAME"])
+    user_attributes: List[str] = ["Collar-Number", "FIRSTNAME", "LASTNAME"]
     sync_mappings: bool = True
     sync_hour: int = 20
     sync_retry_days: int = 2
@@ -90,21 +81,17 @@ class Settings:
     log_purge_days: int = 10
 
     env_file: Optional[Path] = None
-    warnings: List[str] = field(default_factory=list)
+    warnings: List[str] = []
 
     def __init__(self, **values: Any):
         unknown = set(values) - set(self.__annotations__)
         if unknown:
             raise TypeError(f"Settings has no setting {', '.join(sorted(unknown))}")
         for name in self.__annotations__:
-            default = type(self).__dict__.get(name, _Factory)
-            if name in values:
-                value = values[name]
-            elif default is _Factory:
+            value = values.get(name, type(self).__dict__.get(name, _REQUIRED))
+            if value is _REQUIRED:
                 raise TypeError(f"Settings needs {name}")
-            else:
-                value = default.make() if isinstance(default, _Factory) else default
-            setattr(self, name, value)
+            setattr(self, name, list(value) if isinstance(value, list) else value)  # lists are never shared
 
     def _values(self) -> Dict[str, Any]:
         return {name: getattr(self, name) for name in self.__annotations__}
