@@ -17,7 +17,6 @@ LAYOUT_A_FIELDS = 10
 EMPLOYEE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 HEADER_WORD = re.compile(r"[A-Za-z][A-Za-z0-9 _./()#-]*")
 TIMESTAMP_B = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
-DIGITS = re.compile(r"[0-9]+")
 ON_WORDS = {"bon", "onduty"}
 OFF_WORDS = {"bof", "offduty"}
 READ_CHUNK = 1 << 20
@@ -62,20 +61,19 @@ class RowError(ValueError):
 def normalize_employee_id(raw: str) -> str:
     """Trim; ids made only of digits lose their leading zeros ('01234' is '1234')."""
     value = raw.strip()
-    if DIGITS.fullmatch(value):
+    if _is_digits(value):
         return value.lstrip("0") or "0"
     return value
 
 
 def _check_employee_id(raw: str) -> str:
     value = raw.strip()
-    if len(value) <= 32 and _is_digits(value):
-        return value.lstrip("0") or "0"  # the usual collar number, without the regular expressions
-    if not value:
-        raise RowError("empty employee id")
-    if not EMPLOYEE_ID.fullmatch(value):
-        shown = value.encode("ascii", "backslashreplace").decode()[:40]
-        raise RowError(f"employee id {shown!r} is not 1-32 letters, digits, '.', '_' or '-'")
+    if not (len(value) <= 32 and _is_digits(value)):  # the usual collar number needs no regular expression
+        if not value:
+            raise RowError("empty employee id")
+        if not EMPLOYEE_ID.fullmatch(value):
+            shown = value.encode("ascii", "backslashreplace").decode()[:40]
+            raise RowError(f"employee id {shown!r} is not 1-32 letters, digits, '.', '_' or '-'")
     return normalize_employee_id(value)
 
 
