@@ -334,7 +334,7 @@ class BOBOProcessor:
                 for entry in report.events():
                     key = (entry.event_time, entry.record_created, index, entry.line)
                     best = winners.get(entry.employee_id)
-                    if best is None or key > best.key or supersedes(key, best.key):
+                    if best is None or supersedes(key, best.key):
                         winners[entry.employee_id] = _Winner(entry, key, path)
             except FileNotFoundError:
                 log.info("%s disappeared before it was read; skipped", path.name)
