@@ -19,6 +19,20 @@ def write_with(handler: DailyLogHandler, *messages: str) -> None:
     handler.close()
 
 
+def last_written_yesterday(path) -> float:
+    """Set the file's modification time back a day (as if the clock had passed midnight); return it."""
+    yesterday = time.time() - 86400
+    os.utime(path, (yesterday, yesterday))
+    return yesterday
+
+
+def assert_rotated(path, yesterday: float, old: str, new: str) -> None:
+    """`path` holds `new`; yesterday's lines, `old`, went to <file>.YYYY-MM-DD of yesterday."""
+    rotated = path.with_name(f"{LOG_FILE}.{date.fromtimestamp(yesterday).isoformat()}")
+    assert rotated.read_text(encoding="utf-8") == old
+    assert path.read_text(encoding="utf-8") == new
+
+
 def test_a_log_written_today_is_appended_to_without_the_rotating_handler(tmp_path):
     path = tmp_path / LOG_FILE
     path.write_text("earlier\n", encoding="utf-8")
@@ -34,14 +48,11 @@ def test_a_log_written_today_is_appended_to_without_the_rotating_handler(tmp_pat
 def test_a_log_last_written_yesterday_is_rotated_to_yesterdays_name_on_the_first_line(tmp_path):
     path = tmp_path / LOG_FILE
     path.write_text("yesterday\n", encoding="utf-8")
-    yesterday = time.time() - 86400
-    os.utime(path, (yesterday, yesterday))
+    yesterday = last_written_yesterday(path)
     handler = DailyLogHandler(str(path), backup_count=3)
     assert handler.rotating
     write_with(handler, "today")
-    rotated = tmp_path / f"{LOG_FILE}.{date.fromtimestamp(yesterday).isoformat()}"
-    assert rotated.read_text(encoding="utf-8") == "yesterday\n"
-    assert path.read_text(encoding="utf-8") == "today\n"
+    assert_rotated(path, yesterday, "yesterday\n", "today\n")
 
 
 def test_a_run_reaching_midnight_hands_over_to_the_rotating_handler(tmp_path):
@@ -49,13 +60,10 @@ def test_a_run_reaching_midnight_hands_over_to_the_rotating_handler(tmp_path):
     handler = DailyLogHandler(str(path), backup_count=3)
     handler.setFormatter(logging.Formatter("%(message)s"))
     handler.handle(record("before"))
-    yesterday = time.time() - 86400
-    os.utime(path, (yesterday, yesterday))  # as if the clock had just passed midnight
+    yesterday = last_written_yesterday(path)
     handler.plain_until = 0
     write_with(handler, "after")
-    rotated = tmp_path / f"{LOG_FILE}.{date.fromtimestamp(yesterday).isoformat()}"
-    assert rotated.read_text(encoding="utf-8") == "before\n"
-    assert path.read_text(encoding="utf-8") == "after\n"
+    assert_rotated(path, yesterday, "before\n", "after\n")
 
 
 def test_rotated_logs_beyond_the_backup_count_are_deleted(tmp_path):
@@ -63,7 +71,6 @@ def test_rotated_logs_beyond_the_backup_count_are_deleted(tmp_path):
     for days in range(1, 6):
         (tmp_path / f"{LOG_FILE}.{(date.today() - timedelta(days=days + 1)).isoformat()}").write_text("old\n")
     path.write_text("yesterday\n", encoding="utf-8")
-    yesterday = time.time() - 86400
-    os.utime(path, (yesterday, yesterday))
+    last_written_yesterday(path)
     write_with(DailyLogHandler(str(path), backup_count=2), "today")
     assert len([p for p in tmp_path.iterdir() if p.name.startswith(LOG_FILE + ".")]) == 2
