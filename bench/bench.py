@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ENTRY = ROOT / "bobosync" / "bobo_processor.py"
 sys.path.insert(0, str(ROOT / "bobosync"))
 
-from athoc_simulator import AtHocSimulator  # noqa: E402
+from athoc_simulator import AtHocSimulator, connection_settings  # noqa: E402
 
 FIELD = "On-Duty-DTG"
 FIRST_COLLAR = 10001
@@ -142,8 +142,7 @@ class Site:
         self.failed = root / "failed_files"
         self.db = root / "bobo_mapping.db"
         self.csv.mkdir(parents=True)
-        values = {"ATHOC_SERVER_URL": sim.url, "CLIENT_ID": sim.client_id, "CLIENT_SECRET": sim.client_secret,
-                  "APIUSER": sim.username, "PASSWORD": sim.password, "ORG_CODE": sim.org,
+        values = {**connection_settings(sim),
                   "CSV_DIRECTORY": str(self.csv), "PROCESSED_DIRECTORY": str(self.processed),
                   "FAILED_FILES_DIRECTORY": str(self.failed), "DB_PATH": str(self.db),
                   "LOG_DIRECTORY": str(root / "logs"), "LOG_LEVEL": "INFO", "MOVE_PROCESSED_FILES": "true",

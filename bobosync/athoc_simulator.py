@@ -458,14 +458,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
+def connection_settings(sim: AtHocSimulator) -> Dict[str, str]:
+    """The settings that point bobosync at this simulator (address, credentials, organisation)."""
+    return {"ATHOC_SERVER_URL": sim.url, "CLIENT_ID": sim.client_id, "CLIENT_SECRET": sim.client_secret,
+            "APIUSER": sim.username, "PASSWORD": sim.password, "ORG_CODE": sim.org}
+
+
 def env_lines(sim: AtHocSimulator) -> Iterable[str]:
     """The .env lines that point bobosync at this simulator."""
-    yield f"ATHOC_SERVER_URL={sim.url}"
-    yield f"CLIENT_ID={sim.client_id}"
-    yield f"CLIENT_SECRET={sim.client_secret}"
-    yield f"APIUSER={sim.username}"
-    yield f"PASSWORD={sim.password}"
-    yield f"ORG_CODE={sim.org}"
+    yield from (f"{name}={value}" for name, value in connection_settings(sim).items())
     if sim.scheme == "https":
         yield "# the simulator's certificate is self-made: trust it with SSL_CERT_PATH=<its CA file>"
 

@@ -23,7 +23,7 @@ SETTING_NAMES = (
 if str(BOBOSYNC_DIR) not in sys.path:
     sys.path.insert(0, str(BOBOSYNC_DIR))
 
-from athoc_simulator import AtHocSimulator  # noqa: E402
+from athoc_simulator import AtHocSimulator, connection_settings  # noqa: E402
 from config import settings_for_tests  # noqa: E402
 
 
@@ -97,12 +97,7 @@ def env_for(simulator: AtHocSimulator, workdir: Path, **overrides: str) -> dict:
     """Environment variables for one real run of bobo_processor against `simulator`,
     with every folder, the database and the logs inside `workdir`."""
     env = {
-        "ATHOC_SERVER_URL": simulator.url,
-        "CLIENT_ID": simulator.client_id,
-        "CLIENT_SECRET": simulator.client_secret,
-        "APIUSER": simulator.username,
-        "PASSWORD": simulator.password,
-        "ORG_CODE": simulator.org,
+        **connection_settings(simulator),
         "HTTP_TIMEOUT_SECONDS": "5",
         "LOG_LEVEL": "DEBUG",  # the whole suite logs everything, so the secret check sees everything
         "CSV_DIRECTORY": str(workdir / "crown_files"),
