@@ -1,9 +1,9 @@
 """AtHoc REST API client: token, paged user search, SyncByCommonNames, duty-field updates.
 
-Follows shared/athoc-api.md. Every request has a timeout; retries (429, 5xx, connection
-errors) come from urllib3's Retry on the session's adapter, so one call's time is bounded.
-Errors are this module's exception classes, with one-line messages that never carry the
-password, client secret or bearer token.
+The API contract is described in process.md ("The AtHoc API"). Every request has a timeout;
+retries (429, 5xx, connection errors) come from urllib3's Retry on the session's adapter, so
+one call's time is bounded. Errors are the classes of athoc_types, with one-line messages that
+never carry the password, client secret or bearer token.
 
     >>> from athoc_client import AtHocClient
     >>> client = AtHocClient()          # reads .env and fetches a token
@@ -13,7 +13,6 @@ import logging
 import re
 import ssl
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
@@ -23,79 +22,22 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from athoc_types import (AtHocError, AuthenticationError, BadRequestError, ConnectionFailedError,
+                         IncompleteListingError, NotFoundError, PermissionDeniedError, RateLimitedError, ServerError,
+                         SyncOutcome, UnexpectedResponseError, ci_get, classify_result, parse_duty_value)
 from config import Settings, load_settings
+from tls import tls_context
+
+__all__ = ["AtHocClient", "AtHocError", "AuthenticationError", "BadRequestError", "ConnectionFailedError",
+           "IncompleteListingError", "NotFoundError", "PermissionDeniedError", "RateLimitedError", "ServerError",
+           "SyncOutcome", "UnexpectedResponseError", "ci_get", "classify_result", "criteria_eq", "quote_value"]
 
 log = logging.getLogger("bobosync.athoc")
 
 PAGE_SIZE = 1000
-DUTY_FORMAT = "%d/%m/%Y %H:%M:%S"
 TOKEN_PATH = "/AuthServices/Auth/connect/token"
 RETRY_AFTER_CAP_SECONDS = 5.0
 CONNECT_TIMEOUT_CAP_SECONDS = 10.0
-GONE_MARKERS = ("does not exists in the organization", "does not exist in the organization")
-
-
-class AtHocError(Exception):
-    """Base of every error this client raises. `unavailable` is True when AtHoc could not be
-    reached or did not answer properly (an outage), False when it refused the request."""
-
-    unavailable = False
-
-
-class ConnectionFailedError(AtHocError):
-    """AtHoc could not be reached: DNS, TCP, TLS, proxy, timeout, or a reply cut short."""
-
-    unavailable = True
-
-
-class ServerError(AtHocError):
-    """AtHoc answered 5xx, still after the retries."""
-
-    unavailable = True
-
-
-class RateLimitedError(AtHocError):
-    """AtHoc answered 429, still after waiting as Retry-After asked."""
-
-    unavailable = True
-
-
-class AuthenticationError(AtHocError):
-    """The credentials or the token were refused."""
-
-
-class PermissionDeniedError(AtHocError):
-    """403: the service account lacks a right."""
-
-
-class NotFoundError(AtHocError):
-    """404: wrong server URL, path or organisation code."""
-
-
-class BadRequestError(AtHocError):
-    """400: AtHoc refused the request as malformed."""
-
-
-class IncompleteListingError(AtHocError):
-    """A user listing did not add up to TotalUsers: it must not replace what is held."""
-
-
-class UnexpectedResponseError(AtHocError):
-    """AtHoc's reply was not the shape the contract describes (not JSON, wrong type)."""
-
-    unavailable = True
-
-
-@dataclass(frozen=True)
-class SyncOutcome:
-    """What happened to one user's record in a SyncByCommonNames call."""
-
-    status: str  # "ok", "gone" (user no longer in AtHoc) or "failed"
-    details: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
 
 
 class _CappedRetry(Retry):
@@ -140,17 +82,6 @@ def criteria_eq(field: str, value: str) -> str:
     return f"{field} eq {quote_value(value)}"
 
 
-def ci_get(mapping: Mapping[str, Any], key: str, default: Any = None) -> Any:
-    """A key of a JSON object, matched case-insensitively (the contract's tolerance rule)."""
-    if key in mapping:
-        return mapping[key]
-    lkey = key.lower()
-    for k, v in mapping.items():
-        if isinstance(k, str) and k.lower() == lkey:
-            return v
-    return default
-
-
 def _short_reason(exc: BaseException) -> str:
     """The root cause of a requests exception, without object addresses."""
     reason: Any = exc
@@ -176,29 +107,19 @@ class AtHocClient:
         self.timeout = (min(CONNECT_TIMEOUT_CAP_SECONDS, s.http_timeout_seconds), s.http_timeout_seconds)
         self._token: Optional[str] = None
         self._token_expiry = 0.0
-        self.request_count = 0
         self.session = self._make_session()
-        if s.disable_ssl_verify:
-            log.warning("DISABLE_SSL_VERIFY=true: AtHoc's certificate is not checked. Use this on test systems only")
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # said once above, not per request
+        if s.disable_ssl_verify:  # the settings' warning says it once per run, not urllib3 once per request
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         if not lazy:
             self.authenticate()
 
     # --- session, TLS, proxies ---
 
-    def _ssl_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context()
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        if self.settings.disable_ssl_verify:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
-
     def _make_session(self) -> requests.Session:
         s = self.settings
         session = requests.Session()
         session.trust_env = False  # proxies come from the settings, which already merged the environment
-        adapter = _TLSAdapter(self._ssl_context(), max_retries=retry_policy())
+        adapter = _TLSAdapter(tls_context(s, verify=not s.disable_ssl_verify), max_retries=retry_policy())
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         if s.disable_ssl_verify:
@@ -338,7 +259,6 @@ class AtHocClient:
 
     def _send(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
         started = time.monotonic()
-        self.request_count += 1
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.RequestException as exc:
@@ -481,7 +401,7 @@ class AtHocClient:
             if not value or login in skip:
                 continue
             try:
-                since = datetime.strptime(value, DUTY_FORMAT)
+                since = parse_duty_value(value)
             except ValueError:
                 log.warning("cleanup: %s has %s=%r, not dd/MM/yyyy HH:mm:ss; left alone", login, field, value)
                 continue
@@ -494,17 +414,3 @@ class AtHocClient:
             if not outcome.ok:
                 log.warning("cleanup: clearing %s for %s failed: %s", field, login, outcome.details)
         return [login for login, outcome in outcomes.items() if outcome.ok]
-
-
-def classify_result(result: Mapping[str, Any]) -> SyncOutcome:
-    """OK, gone (user left AtHoc) or failed, from one SyncByCommonNames result."""
-    status = str(ci_get(result, ":SyncStatus", "") or "")
-    details = str(ci_get(result, ":SyncDetails", "") or "")
-    if status.lower() == "ok":
-        return SyncOutcome("ok", details)
-    if status.lower() == "error" and any(m in details.lower() for m in GONE_MARKERS):
-        return SyncOutcome("gone", details)
-    if status.lower() not in ("error", "partial"):
-        log.warning("SyncByCommonNames: unknown :SyncStatus %r counted as a failure", status)
-        details = f"unknown :SyncStatus {status!r}; {details}".strip("; ")
-    return SyncOutcome("failed", details or status or "no :SyncStatus")

@@ -13,6 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
+from athoc_types import duty_value
+
 LAYOUT_A_FIELDS = 10
 EMPLOYEE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 HEADER_WORD = re.compile(r"[A-Za-z][A-Za-z0-9 _./()#-]*")
@@ -138,16 +140,9 @@ class BOBOEntry:
         return self.event_time, self.record_created
 
     @property
-    def when(self) -> datetime:
-        return datetime.strptime(self.event_time, "%Y%m%d%H%M%S")
-
-    @property
     def athoc_value(self) -> str:
         """The duty field's value: 'dd/MM/yyyy HH:mm:ss' for a book-on, '' for a book-off."""
-        if not self.on_duty:
-            return ""
-        t = self.event_time
-        return f"{t[6:8]}/{t[4:6]}/{t[:4]} {t[8:10]}:{t[10:12]}:{t[12:14]}"
+        return duty_value(self.event_time) if self.on_duty else ""
 
     @classmethod
     def from_csv_row(cls, row: Sequence[str], source_file: str = "", line: int = 0) -> "BOBOEntry":

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from failpoints import crash_point
+from schedule import stamp
 
 log = logging.getLogger("bobosync.db")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: run_state timestamps all 'YYYY-MM-DD HH:MM:SS' (1 wrote some with a 'T')
 USER_MAPPING = "user_mapping"
 BUSY_TIMEOUT_SECONDS = 15
 
@@ -122,8 +123,8 @@ class BatchRecord(NamedTuple):
     log_rows: List[Tuple[str, int, int, int, str]]  # filename, entries, successes, errors, errors text
 
 
-def _now_text(now: Optional[datetime] = None) -> str:
-    return (now or datetime.now()).strftime("%Y-%m-%d %H:%M:%S")
+def _now_text(now: datetime) -> str:
+    return stamp(now)
 
 
 class BOBODatabase:
@@ -162,7 +163,14 @@ class BOBODatabase:
         with self.conn:
             self.conn.executescript(SCHEMA)
             if version != SCHEMA_VERSION:  # no write when current: a damaged file is set aside as it was
+                self._migrate(version)
                 self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _migrate(self, version: int) -> None:
+        """Bring the rows of an older schema version to this one."""
+        if version < 2:
+            self.conn.execute("UPDATE run_state SET value = replace(value, 'T', ' ') "
+                              "WHERE value GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:*'")
 
     def close(self) -> None:
         self.conn.close()
@@ -179,11 +187,6 @@ class BOBODatabase:
 
     # --- mappings ---
 
-    def get_username_by_employee_id(self, employee_id: str) -> Optional[str]:
-        row = self.conn.execute("SELECT username FROM worker_mapping WHERE employee_id = ?",
-                                (employee_id,)).fetchone()
-        return row[0] if row else None
-
     def all_mappings(self) -> Dict[str, str]:
         """employee id -> LOGIN_ID, in one query."""
         return dict(self.conn.execute("SELECT employee_id, username FROM worker_mapping"))
@@ -194,12 +197,6 @@ class BOBODatabase:
 
     def mapping_count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM worker_mapping").fetchone()[0]
-
-    def update_mapping(self, employee_id: str, username: str, collar_id: Optional[str] = None) -> None:
-        """Add or change one mapping (the seed's call; the sync replaces the table instead)."""
-        with self.conn:
-            self.conn.execute("INSERT OR REPLACE INTO worker_mapping (employee_id, username, collar_id, last_updated)"
-                              " VALUES (?, ?, ?, ?)", (employee_id, username, collar_id, _now_text()))
 
     def replace_mappings(self, mappings: Iterable[Tuple[str, str, str]], ambiguous: Dict[str, List[str]],
                          now: datetime) -> int:
@@ -242,9 +239,6 @@ class BOBODatabase:
         return {e: (t, c) for e, t, c in
                 self.conn.execute("SELECT employee_id, event_time, record_created FROM duty_state")}
 
-    def on_duty_count(self) -> int:
-        return self.conn.execute("SELECT COUNT(*) FROM duty_state WHERE on_duty = 1").fetchone()[0]
-
     def record_cleared(self, logins: Sequence[str], now: datetime) -> int:
         """Mark users cleared by the cleanup as off duty (their last event's time is kept)."""
         stamp = _now_text(now)
@@ -274,13 +268,6 @@ class BOBODatabase:
     def clear_attempts(self, filenames: Iterable[str]) -> None:
         with self.conn:
             self.conn.executemany("DELETE FROM file_attempts WHERE filename = ?", ((f,) for f in filenames))
-
-    def log_processing(self, filename: str, entries: int, successes: int, errors: int, error_text: str = "") -> None:
-        """One processing_log row (the seed's call)."""
-        with self.conn:
-            self.conn.execute("INSERT INTO processing_log (filename, processed_at, entries_processed, success_count,"
-                              " error_count, errors) VALUES (?, ?, ?, ?, ?, ?)",
-                              (filename, _now_text(), entries, successes, errors, error_text))
 
     def commit_batch(self, record: BatchRecord, now: datetime) -> Dict[str, int]:
         """Write a batch's outcome in one transaction; return the new attempt count of each failed file."""

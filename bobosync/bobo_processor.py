@@ -1,158 +1,31 @@
-"""bobosync's command line: `python bobo_processor.py` is one scheduled run, from BOBO CSV files to AtHoc.
+"""bobosync: `python bobo_processor.py` is one scheduled run, from BOBO CSV files to AtHoc.
 
-Windows Task Scheduler starts `python bobo_processor.py` every minute. One run loads
-the settings, takes the one-run-at-a-time lock, syncs user mappings when due, sends
-every ready CSV file's newest duty events to AtHoc, clears stale duty values when due,
-and exits 0 (done or nothing to do), 1 (something left for the next run) or
-2 (configuration error). A file moves only after AtHoc confirmed its records.
-The engine (`BOBOProcessor`) is in engine.py; this file stays small because Python
-compiles the script it starts afresh on every run.
+Windows Task Scheduler starts it every minute. A run takes the one-run-at-a-time lock,
+syncs user mappings when due, sends every ready CSV file's newest duty events to AtHoc,
+clears stale duty values when due, and exits 0 (done or nothing to do), 1 (something left
+for the next run) or 2 (configuration error). `python bobo_processor.py --help` lists the
+other commands. From a Python prompt in this folder:
 
     >>> from bobo_processor import BOBOProcessor
     >>> processor = BOBOProcessor()
     >>> processor.sync_worker_mappings()
 """
-import sqlite3
 import sys
-from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import Any
 
-from bobo_db import BOBODatabase, DatabaseError, is_damage, set_aside_damaged
-from config import ConfigError, Settings, load_settings
-from engine import EXIT_CONFIG, EXIT_OK, EXIT_RETRY, BOBOProcessor, log
-from log_setup import setup_logging, teardown_logging
+from bobo_db import BOBODatabase
+from cli import build_parser, main, parse_args
+from engine import BOBOProcessor
 
-if TYPE_CHECKING:
-    import argparse
-
-__all__ = ["BOBOProcessor", "BOBOEntry", "BOBODatabase", "main"]
+__all__ = ["BOBOProcessor", "BOBOEntry", "BOBODatabase", "main", "build_parser", "parse_args"]  # noqa: F822 (BOBOEntry: __getattr__)
 
 
 def __getattr__(name: str) -> Any:
-    """`bobo_processor.BOBOEntry`, imported on first use."""
+    """`bobo_processor.BOBOEntry`, imported on first use (the CSV reader is not needed by an idle run)."""
     if name == "BOBOEntry":
         from bobo_csv import BOBOEntry
         return BOBOEntry
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-# --- command line ---
-
-def build_parser() -> "argparse.ArgumentParser":
-    import argparse
-    parser = argparse.ArgumentParser(
-        prog="bobo_processor.py",
-        description="Send BOBO book-on/book-off events to AtHoc's duty field. With no option: one scheduled run "
-                    "(what Task Scheduler starts every minute).",
-        epilog="Exit codes: 0 done or nothing to do, 1 something left for the next run, 2 configuration error. "
-               "New here? Try --demo, then --check.")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--dry-run", action="store_true",
-                      help="show what would be sent and where each file would go; change nothing")
-    mode.add_argument("--sync-mappings", action="store_true", help="sync user mappings from AtHoc now, then exit")
-    mode.add_argument("--check", action="store_true",
-                      help="preflight for a new site: settings, folders, DNS, TCP, TLS, proxy, token, users")
-    mode.add_argument("--status", action="store_true",
-                      help="files waiting, retrying and failed, last sync and run; local only, no network")
-    mode.add_argument("--demo", action="store_true",
-                      help="rehearse one run against a built-in AtHoc simulator; needs no AtHoc and no .env")
-    parser.add_argument("--json", action="store_true", help="with --status: print JSON")
-    parser.add_argument("--env-file", metavar="PATH", help="read settings from this file instead of bobosync/.env")
-    return parser
-
-
-def _run_locked(settings: Settings, work: Callable[[BOBOProcessor], int]) -> int:
-    """Run `work` holding the one-run-at-a-time lock; a second run exits 0 at once."""
-    from run_lock import RunLock
-    lock_path = str(settings.db_path) + ".lock"
-    lock = RunLock(lock_path)
-    try:
-        settings.db_path.parent.mkdir(parents=True, exist_ok=True)
-        held = lock.acquire()
-    except OSError as exc:
-        log.error("Cannot take the run lock %s (%s): check DB_PATH, and that the service account may create "
-                  "files in its folder", lock_path, f"{exc.strerror}: {exc.filename}" if exc.filename else exc)
-        return EXIT_CONFIG
-    if not held:
-        log.info("Another bobosync run holds the lock (%s); this run exits", lock_path)
-        return EXIT_OK
-    try:
-        processor = BOBOProcessor(settings)
-        try:
-            return work(processor)
-        finally:
-            processor.close()
-    finally:
-        lock.release()
-
-
-# What build_parser() makes of no option at all: the scheduled run, which need not import argparse.
-SCHEDULED_RUN = dict(dry_run=False, sync_mappings=False, check=False, status=False, demo=False, json=False,
-                     env_file=None)
-
-
-def parse_args(argv: Optional[Sequence[str]] = None) -> Any:
-    """The options of `argv` (default: the command line's)."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv:
-        return SimpleNamespace(**SCHEDULED_RUN)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.json and not args.status:
-        parser.error("--json goes with --status")
-    return args
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """The command line; returns the exit code."""
-    args = parse_args(argv)
-    if args.demo:
-        from demo import run_demo
-        return run_demo()
-    if args.check:
-        from preflight import run_checks
-        return run_checks(args.env_file)
-    try:
-        settings = load_settings(args.env_file)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_CONFIG
-    if args.status:
-        from status_report import print_status
-        return print_status(settings, as_json=args.json)
-    handlers = setup_logging(settings)
-    try:
-        if args.dry_run:
-            return _run_locked(settings, BOBOProcessor.dry_run)
-        if args.sync_mappings:
-            return _run_locked(settings, lambda p: EXIT_OK if p.sync_worker_mappings() else EXIT_RETRY)
-        return _run_locked(settings, BOBOProcessor.run)
-    except DatabaseError as exc:
-        log.error("%s", exc)
-        return EXIT_RETRY if exc.transient else EXIT_CONFIG
-    except sqlite3.OperationalError as exc:
-        log.error("Database %s is busy or unusable (%s): if another program holds it, close it; the next run "
-                  "tries again", settings.db_path, exc)
-        return EXIT_RETRY
-    except sqlite3.DatabaseError as exc:
-        if not is_damage(exc):  # e.g. a constraint or trigger someone added: the file itself is fine, keep it
-            log.error("Database %s refused a change (%s: %s): it is kept as it is; if another program or a "
-                      "person changed its tables, undo that. Files not confirmed by AtHoc stay for the next run",
-                      settings.db_path, type(exc).__name__, exc)
-            return EXIT_RETRY
-        set_aside_damaged(settings.db_path, exc)
-        log.error("The database was damaged and has been set aside; the next run builds a new one and re-syncs "
-                  "the mappings. Files not confirmed by AtHoc stay for that run")
-        return EXIT_RETRY
-    except KeyboardInterrupt:
-        log.warning("Interrupted; files not yet confirmed by AtHoc stay for the next run")
-        return EXIT_RETRY
-    except Exception as exc:  # the operator gets a message; the log file keeps the traceback
-        log.error("Unexpected error: %s: %s. Files not confirmed by AtHoc stay for the next run; "
-                  "the log file holds the details", type(exc).__name__, exc, exc_info=True)
-        return EXIT_RETRY
-    finally:
-        teardown_logging(handlers)
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ class Settings:
     @property
     def secrets(self) -> List[str]:
         """Values that must never appear in a log line, message or exception (proxy passwords too)."""
-        proxy_passwords = [_url_password(url) for url in (self.http_proxy, self.https_proxy)]
+        proxy_passwords = [url_password(url) for url in (self.http_proxy, self.https_proxy)]
         return [s for s in (self.password, self.client_secret, *proxy_passwords) if s]
 
     @property
@@ -122,12 +122,18 @@ class Settings:
         return wanted
 
 
-def _url_password(url: str) -> str:
+def url_password(url: str) -> str:
     """The password in a proxy URL such as http://user:password@proxy:8080 ('' when none)."""
     try:
         return (urlsplit(url).password or "") if url else ""
     except ValueError:
         return ""
+
+
+def without_password(url: str) -> str:
+    """`url` with its password, if any, shown as ***."""
+    password = url_password(url)
+    return url.replace(f":{password}@", ":***@") if password else url
 
 
 def find_env_file(explicit: Optional[str] = None) -> Optional[Path]:

@@ -50,7 +50,7 @@ def _files_under(root: Path) -> str:
 
 def run_demo() -> int:
     """The rehearsal; returns the run's exit code."""
-    from bobo_processor import BOBOProcessor, _run_locked
+    from engine import BOBOProcessor, run_locked
     from log_setup import setup_logging, teardown_logging
 
     with tempfile.TemporaryDirectory(prefix="bobosync-demo-") as tmp, AtHocSimulator(org="DEMO") as sim:
@@ -85,7 +85,7 @@ def run_demo() -> int:
         print("One real scheduled run (the same code Task Scheduler runs):")
         handlers = setup_logging(settings)
         try:
-            code = _run_locked(settings, BOBOProcessor.run)
+            code = run_locked(settings, BOBOProcessor.run)
         finally:
             teardown_logging(handlers)
         print(f"\nExit code {code}. Who is on duty in AtHoc after the run:\n{_duty_table(sim, logins)}\n")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import List, Optional
 from urllib.parse import urlsplit
 
-from config import ConfigError, Settings, load_settings
+from config import ConfigError, Settings, load_settings, without_password
 
 
 @dataclass
@@ -95,7 +95,7 @@ class Preflight:
         proxy = client.proxy_in_use
         try:
             if proxy:
-                self.add("PASS", "proxy", f"AtHoc is reached through {_without_password(proxy)} "
+                self.add("PASS", "proxy", f"AtHoc is reached through {without_password(proxy)} "
                          f"(HTTPS_PROXY/HTTP_PROXY); DNS, TCP and TLS are the proxy's, checked by the token step")
             else:
                 self.add("PASS", "proxy", "none: AtHoc is reached directly (set HTTPS_PROXY if a proxy is required)")
@@ -130,16 +130,8 @@ class Preflight:
 
     def _tls(self, host: str, port: int) -> bool:
         s = self.settings
-        context = ssl.create_default_context()
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        if s.ssl_cert_path:
-            if s.ssl_cert_path.is_dir():
-                context.load_verify_locations(capath=str(s.ssl_cert_path))
-            else:
-                context.load_verify_locations(cafile=str(s.ssl_cert_path))
-        else:
-            import certifi
-            context.load_verify_locations(cafile=certifi.where())
+        from tls import tls_context
+        context = tls_context(s)  # verified even with DISABLE_SSL_VERIFY: the check says what is skipped
         try:
             with socket.create_connection((host, port), timeout=min(10.0, s.http_timeout_seconds)) as raw:
                 with context.wrap_socket(raw, server_hostname=host) as tls:
@@ -161,7 +153,7 @@ class Preflight:
         return True
 
     def _token(self, client: object) -> bool:
-        from athoc_client import AtHocError
+        from athoc_types import AtHocError
         try:
             client.authenticate()  # type: ignore[attr-defined]
         except AtHocError as exc:
@@ -171,7 +163,7 @@ class Preflight:
         return True
 
     def _users(self, client: object) -> None:
-        from athoc_client import AtHocError, ci_get
+        from athoc_types import AtHocError, ci_get
         s = self.settings
         try:
             users, total = client.sample_users([s.collar_id_field, s.duty_status_field])  # type: ignore[attr-defined]
@@ -202,13 +194,6 @@ def _name(parts: object) -> str:
         return ", ".join(f"{k}={v}" for rdn in parts for k, v in rdn) or "(none)"  # type: ignore[union-attr]
     except (TypeError, ValueError):
         return "(unknown)"
-
-
-def _without_password(proxy: str) -> str:
-    parts = urlsplit(proxy)
-    if parts.password:
-        return proxy.replace(f":{parts.password}@", ":***@")
-    return proxy
 
 
 def run_checks(env_file: Optional[str] = None) -> int:

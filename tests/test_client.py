@@ -1,5 +1,6 @@
-"""AtHoc client rules (shared/athoc-api.md), over real HTTP(S) to the simulator."""
+"""AtHoc client rules (docs/athoc-api.md), over real HTTP(S) to the simulator."""
 import logging
+import os
 import ssl
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from athoc_client import (AtHocClient, AuthenticationError, BadRequestError, Con
                           IncompleteListingError, NotFoundError, PermissionDeniedError, ServerError,
                           UnexpectedResponseError, classify_result, criteria_eq)
 from athoc_simulator import AtHocSimulator
-from conftest import BOBOSYNC_DIR, settings_for
+from conftest import BOBOSYNC_DIR, ENTRY, ROOT, SETTING_NAMES, env_for, settings_for
 
 FIELD = "On-Duty-DTG"
 
@@ -264,11 +265,17 @@ def test_private_ca_is_refused_without_ssl_cert_path_with_the_hint(https_sim):
     assert simulator.requests == []  # no credentials sent to an unverified server
 
 
-def test_disable_ssl_verify_connects_and_warns(https_sim, caplog):
+def test_disable_ssl_verify_connects_and_a_run_warns_once(https_sim, tmp_path):
     simulator, _ = https_sim
-    with caplog.at_level(logging.WARNING):
-        AtHocClient(settings_for(simulator, disable_ssl_verify=True))
-    assert any("DISABLE_SSL_VERIFY" in r.getMessage() for r in caplog.records)
+    AtHocClient(settings_for(simulator, disable_ssl_verify=True)).close()  # connects to the untrusted server
+    env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
+    env.update(env_for(simulator, tmp_path, DISABLE_SSL_VERIFY="true"))
+    (tmp_path / "crown_files").mkdir()
+    result = subprocess.run([sys.executable, ENTRY], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert simulator.requests  # the run reached AtHoc (its mapping sync)
+    log_text = (tmp_path / "logs" / "bobo_processor.log").read_text(encoding="utf-8")
+    assert log_text.count("DISABLE_SSL_VERIFY=true") == 1  # said by the settings, once per run
 
 
 # --- secrets ---

@@ -1,7 +1,7 @@
 """Database rules: a damaged file is set aside, a healthy one never is; seed tables keep their shape."""
 import sqlite3
 
-from bobo_db import BOBODatabase, is_damage
+from bobo_db import SCHEMA_VERSION, BOBODatabase, is_damage
 
 
 def real_error(action) -> sqlite3.DatabaseError:
@@ -35,4 +35,25 @@ def test_seed_tables_keep_their_names_and_columns(tmp_path):
                            "errors"],
         "sync_tracking": ["sync_type", "last_sync_date", "last_sync_time", "status"],
     }
-    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_one_timestamp_format_in_the_database_older_rows_migrated(tmp_path):
+    """Rule: every timestamp the database keeps is 'YYYY-MM-DD HH:MM:SS'; schema 1 wrote some run_state
+    values with a 'T', which the upgrade rewrites, leaving other values alone."""
+    path = tmp_path / "bobo_mapping.db"
+    conn = sqlite3.connect(str(path))
+    conn.executescript("CREATE TABLE run_state (key TEXT PRIMARY KEY, value TEXT); PRAGMA user_version = 1;")
+    conn.executemany("INSERT INTO run_state VALUES (?, ?)", [("last_run", "2026-11-23T06:37:22"),
+                                                            ("last_good_mapping_sync", "2026-11-23 06:00:00"),
+                                                            ("note", "Tuesday")])
+    conn.commit()
+    conn.close()
+    db = BOBODatabase(path)
+    try:
+        assert db.get_state("last_run") == "2026-11-23 06:37:22"
+        assert db.get_state("last_good_mapping_sync") == "2026-11-23 06:00:00"
+        assert db.get_state("note") == "Tuesday"
+        assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    finally:
+        db.close()

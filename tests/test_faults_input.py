@@ -24,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import bobo_processor
+import inbox
 from athoc_simulator import AtHocSimulator
 from test_faults_athoc import (
     AMBIGUOUS, DOMAIN, ENTRY, FIELD, ROOT, SETTING_NAMES, UNMAPPED, Ev, Scenario, assert_final_state,
@@ -402,14 +403,14 @@ def test_a_file_deleted_between_listing_and_reading(sim, tmp_path, monkeypatch):
     sc.write("kept.csv", [on("10001", "20240617070000")])
     sc.write("vanishing.csv", [on("10002", "20240617070000")])
     sc.files[-1].removed = True
-    listed = bobo_processor.BOBOProcessor.collect_csv_files
+    listed = inbox.Inbox.ready_files
 
     def list_then_delete(self):  # BOBO (or an operator) removes a file just after the listing
-        paths = listed(self)
+        ready = listed(self)
         (sc.csv_dir / "vanishing.csv").unlink()
-        return paths
+        return ready
 
-    monkeypatch.setattr(bobo_processor.BOBOProcessor, "collect_csv_files", list_then_delete)
+    monkeypatch.setattr(inbox.Inbox, "ready_files", list_then_delete)
     output = sc.run()
     assert "vanishing.csv disappeared before it was read; skipped" in output
     monkeypatch.undo()

@@ -12,6 +12,7 @@ import pytest
 from filelock import FileLock
 
 import bobo_processor
+from bobo_db import SCHEMA_VERSION
 from bobo_processor import BOBOProcessor
 from conftest import BOBOSYNC_DIR, env_for, settings_for
 
@@ -395,7 +396,7 @@ def test_seed_era_database_is_upgraded_in_place_and_its_mappings_used(site):
     assert site.run() == 0
     assert site.sim.attribute(U1, FIELD) == "01/10/2024 07:00:00"
     assert site.sim.requests_to("search/basic") == []  # the old mappings were used
-    assert site.db("PRAGMA user_version") == [(1,)]
+    assert site.db("PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert site.db("SELECT filename FROM processing_log ORDER BY id") == [("old.csv",), ("a.csv",)]
 
 

@@ -1,0 +1,123 @@
+"""What AtHoc's API answers, without the HTTP: error classes, per-user outcomes, the duty value's format.
+
+The engine imports these without importing requests, so a run with nothing to send never
+loads the HTTP stack, and the types are real types rather than `Any`.
+"""
+import logging
+from datetime import datetime
+from typing import Any, Mapping
+
+log = logging.getLogger("bobosync.athoc")
+
+DUTY_FORMAT = "%d/%m/%Y %H:%M:%S"  # AtHoc's duty field: dd/MM/yyyy HH:mm:ss
+GONE_MARKERS = ("does not exists in the organization", "does not exist in the organization")
+
+
+class AtHocError(Exception):
+    """Base of every error the AtHoc client raises. `unavailable` is True when AtHoc could not be
+    reached or did not answer properly (an outage), False when it refused the request."""
+
+    unavailable = False
+
+
+class ConnectionFailedError(AtHocError):
+    """AtHoc could not be reached: DNS, TCP, TLS, proxy, timeout, or a reply cut short."""
+
+    unavailable = True
+
+
+class ServerError(AtHocError):
+    """AtHoc answered 5xx, still after the retries."""
+
+    unavailable = True
+
+
+class RateLimitedError(AtHocError):
+    """AtHoc answered 429, still after waiting as Retry-After asked."""
+
+    unavailable = True
+
+
+class AuthenticationError(AtHocError):
+    """The credentials or the token were refused."""
+
+
+class PermissionDeniedError(AtHocError):
+    """403: the service account lacks a right."""
+
+
+class NotFoundError(AtHocError):
+    """404: wrong server URL, path or organisation code."""
+
+
+class BadRequestError(AtHocError):
+    """400: AtHoc refused the request as malformed."""
+
+
+class IncompleteListingError(AtHocError):
+    """A user listing did not add up to TotalUsers: it must not replace what is held."""
+
+
+class UnexpectedResponseError(AtHocError):
+    """AtHoc's reply was not the shape the contract describes (not JSON, wrong type)."""
+
+    unavailable = True
+
+
+class SyncOutcome:
+    """What happened to one user's record in a SyncByCommonNames call: "ok", "gone" (the user is
+    no longer in AtHoc) or "failed", with AtHoc's details."""
+
+    __slots__ = ("status", "details")
+
+    def __init__(self, status: str, details: str = ""):
+        self.status, self.details = status, details
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SyncOutcome) and (other.status, other.details) == (self.status, self.details)
+
+    def __hash__(self) -> int:
+        return hash((self.status, self.details))
+
+    def __repr__(self) -> str:
+        return f"SyncOutcome({self.status!r}, {self.details!r})"
+
+
+def ci_get(mapping: Mapping[str, Any], key: str, default: Any = None) -> Any:
+    """A key of a JSON object, matched case-insensitively (AtHoc's field names vary in case)."""
+    if key in mapping:
+        return mapping[key]
+    lkey = key.lower()
+    for k, v in mapping.items():
+        if isinstance(k, str) and k.lower() == lkey:
+            return v
+    return default
+
+
+def classify_result(result: Mapping[str, Any]) -> SyncOutcome:
+    """OK, gone (user left AtHoc) or failed, from one SyncByCommonNames result."""
+    status = str(ci_get(result, ":SyncStatus", "") or "")
+    details = str(ci_get(result, ":SyncDetails", "") or "")
+    if status.lower() == "ok":
+        return SyncOutcome("ok", details)
+    if status.lower() == "error" and any(m in details.lower() for m in GONE_MARKERS):
+        return SyncOutcome("gone", details)
+    if status.lower() not in ("error", "partial"):
+        log.warning("SyncByCommonNames: unknown :SyncStatus %r counted as a failure", status)
+        details = f"unknown :SyncStatus {status!r}; {details}".strip("; ")
+    return SyncOutcome("failed", details or status or "no :SyncStatus")
+
+
+def duty_value(event_time: str) -> str:
+    """The duty field's value for a book-on at YYYYMMDDHHMMSS, in DUTY_FORMAT (sliced: rows are many)."""
+    t = event_time
+    return f"{t[6:8]}/{t[4:6]}/{t[:4]} {t[8:10]}:{t[10:12]}:{t[12:14]}"
+
+
+def parse_duty_value(text: str) -> datetime:
+    """A duty field value as a datetime; ValueError when it is not in DUTY_FORMAT."""
+    return datetime.strptime(text.strip(), DUTY_FORMAT)

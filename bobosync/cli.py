@@ -1,0 +1,126 @@
+"""The command line of bobo_processor.py: options, the mode each selects, and the exit code.
+
+With no option it is one scheduled run. Every failure becomes one clear line and an exit
+code (0 done or nothing to do, 1 something left for the next run, 2 configuration error);
+the log file keeps a traceback only for an unexpected error.
+"""
+import logging
+import sqlite3
+import sys
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+from bobo_db import DatabaseError, is_damage, set_aside_damaged
+from config import ConfigError, Settings, load_settings
+from engine import BOBOProcessor, run_locked
+from log_setup import setup_logging, teardown_logging
+from results import EXIT_CONFIG, EXIT_OK, EXIT_RETRY
+
+if TYPE_CHECKING:
+    import argparse
+
+log = logging.getLogger("bobosync")
+
+
+def build_parser() -> "argparse.ArgumentParser":
+    """The options; argparse is imported only when there are options to parse."""
+    import argparse
+    parser = argparse.ArgumentParser(
+        prog="bobo_processor.py",
+        description="Send BOBO book-on/book-off events to AtHoc's duty field. With no option: one scheduled run "
+                    "(what Task Scheduler starts every minute).",
+        epilog="Exit codes: 0 done or nothing to do, 1 something left for the next run, 2 configuration error. "
+               "New here? Try --demo, then --check.")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true",
+                      help="show what would be sent and where each file would go; change nothing")
+    mode.add_argument("--sync-mappings", action="store_true", help="sync user mappings from AtHoc now, then exit")
+    mode.add_argument("--check", action="store_true",
+                      help="preflight for a new site: settings, folders, DNS, TCP, TLS, proxy, token, users")
+    mode.add_argument("--status", action="store_true",
+                      help="files waiting, retrying and failed, last sync and run; local only, no network")
+    mode.add_argument("--demo", action="store_true",
+                      help="rehearse one run against a built-in AtHoc simulator; needs no AtHoc and no .env")
+    parser.add_argument("--json", action="store_true", help="with --status: print JSON")
+    parser.add_argument("--env-file", metavar="PATH", help="read settings from this file instead of bobosync/.env")
+    return parser
+
+
+# What build_parser() makes of no option at all: the scheduled run, which need not import argparse.
+SCHEDULED_RUN = dict(dry_run=False, sync_mappings=False, check=False, status=False, demo=False, json=False,
+                     env_file=None)
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> Any:
+    """The options of `argv` (default: the command line's)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        return SimpleNamespace(**SCHEDULED_RUN)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.json and not args.status:
+        parser.error("--json goes with --status")
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The command line; returns the exit code."""
+    args = parse_args(argv)
+    if args.demo:
+        from demo import run_demo
+        return run_demo()
+    if args.check:
+        from preflight import run_checks
+        return run_checks(args.env_file)
+    try:
+        settings = load_settings(args.env_file)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    if args.status:
+        from status_report import print_status
+        return print_status(settings, as_json=args.json)
+    handlers = setup_logging(settings)
+    try:
+        return _run_mode(args, settings)
+    finally:
+        teardown_logging(handlers)
+
+
+def _run_mode(args: Any, settings: Settings) -> int:
+    """A run, --dry-run or --sync-mappings under the lock, every failure turned into an exit code."""
+    try:
+        if args.dry_run:
+            return run_locked(settings, BOBOProcessor.dry_run)
+        if args.sync_mappings:
+            return run_locked(settings, lambda p: EXIT_OK if p.sync_worker_mappings() else EXIT_RETRY)
+        return run_locked(settings, BOBOProcessor.run)
+    except DatabaseError as exc:
+        log.error("%s", exc)
+        return EXIT_RETRY if exc.transient else EXIT_CONFIG
+    except sqlite3.OperationalError as exc:
+        log.error("Database %s is busy or unusable (%s): if another program holds it, close it; the next run "
+                  "tries again", settings.db_path, exc)
+        return EXIT_RETRY
+    except sqlite3.DatabaseError as exc:
+        return _database_refused(settings, exc)
+    except KeyboardInterrupt:
+        log.warning("Interrupted; files not yet confirmed by AtHoc stay for the next run")
+        return EXIT_RETRY
+    except Exception as exc:  # the operator gets a message; the log file keeps the traceback
+        log.error("Unexpected error: %s: %s. Files not confirmed by AtHoc stay for the next run; "
+                  "the log file holds the details", type(exc).__name__, exc, exc_info=True)
+        return EXIT_RETRY
+
+
+def _database_refused(settings: Settings, exc: sqlite3.DatabaseError) -> int:
+    """A damaged file is set aside for the next run to rebuild; any other refusal keeps the file."""
+    if not is_damage(exc):  # e.g. a constraint or trigger someone added: the file itself is fine, keep it
+        log.error("Database %s refused a change (%s: %s): it is kept as it is; if another program or a "
+                  "person changed its tables, undo that. Files not confirmed by AtHoc stay for the next run",
+                  settings.db_path, type(exc).__name__, exc)
+        return EXIT_RETRY
+    set_aside_damaged(settings.db_path, exc)
+    log.error("The database was damaged and has been set aside; the next run builds a new one and re-syncs "
+              "the mappings. Files not confirmed by AtHoc stay for that run")
+    return EXIT_RETRY

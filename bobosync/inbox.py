@@ -1,0 +1,164 @@
+"""The CSV folder as an inbox: which files are ready, which were already confirmed, and moving them.
+
+A file is ready once it has been quiet for FILE_SETTLE_SECONDS. A file AtHoc already
+confirmed is recognised by name, size and modification time, or by its content hash,
+so it is never sent twice. Moves never overwrite: an existing name gets a numbered suffix.
+"""
+import logging
+import os
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+from bobo_db import BOBODatabase, ProcessedFile
+from config import Settings
+
+log = logging.getLogger("bobosync")
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB chunks."""
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def move_without_overwrite(src: Path, dest_dir: Path) -> Path:
+    """Move `src` into `dest_dir`; an existing name gets a numbered suffix, never overwritten."""
+    import shutil
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    target = dest_dir / src.name
+    n = 1
+    while target.exists():
+        target = dest_dir / f"{src.stem}.{n}{src.suffix}"
+        n += 1
+    try:
+        shutil.move(str(src), str(target))
+    except OSError:
+        # Across drives shutil.move copies: a copy cut short (a full drive) or whose source could not be
+        # removed must not stay as a second, maybe truncated, "processed" copy, one more on every run.
+        if src.exists() and target.is_file():
+            try:
+                target.unlink()
+            except OSError:
+                pass
+        raise
+    return target
+
+
+def _not_a_file(item: "os.DirEntry[str]") -> str:
+    """'name (what it is)' for a folder entry with a .csv name that is not a file."""
+    if item.is_symlink():
+        return f"{item.name} (a link to nothing)"
+    return f"{item.name} ({'a folder' if item.is_dir() else 'not a regular file'})"
+
+
+class Inbox:
+    """The CSV folder of one run: listing, settling, identity, remembering, moves and the purge."""
+
+    def __init__(self, settings: Settings, db: BOBODatabase):
+        self.settings, self.db = settings, db
+        self.settling = 0  # files modified too recently to read, at the last listing
+        self.failed_moves = 0  # moves that failed: retried by the next run, so the run exits 1
+        self._stats: Dict[Path, os.stat_result] = {}
+
+    def ready_files(self) -> Tuple[List[Path], List[Path]]:
+        """(files to send, oldest first; files AtHoc already confirmed). Nothing is moved."""
+        listed = self._settled()
+        if not listed:
+            return [], []
+        known = self.db.processed_files()
+        ready, done = [], []
+        for path in listed:
+            (done if self._remembered(path, known.get(path.name, ())) else ready).append(path)
+        return ready, done
+
+    def _settled(self) -> List[Path]:
+        """The folder's settled *.csv files, oldest first; warns about entries that are not files."""
+        s = self.settings
+        now = time.time()
+        found: List[Tuple[float, str, Path]] = []
+        not_files: List[str] = []
+        self.settling = 0
+        with os.scandir(s.csv_directory) as entries:
+            for item in entries:
+                if not item.name.lower().endswith(".csv"):
+                    continue
+                try:
+                    if not item.is_file():
+                        not_files.append(_not_a_file(item))
+                        continue
+                    st = item.stat()
+                except OSError:
+                    continue  # gone since the listing
+                if now - st.st_mtime < s.file_settle_seconds:
+                    self.settling += 1
+                    continue
+                path = Path(item.path)
+                self._stats[path] = st
+                found.append((st.st_mtime, item.name, path))
+        found.sort()
+        self._report_listing(not_files)
+        return [path for _, _, path in found]
+
+    def _report_listing(self, not_files: List[str]) -> None:
+        s = self.settings
+        if not_files:
+            one = len(not_files) == 1
+            log.warning("Skipped %d entr%s in %s named *.csv that %s not a file to read: %s; move %s away",
+                        len(not_files), "y" if one else "ies", s.csv_directory, "is" if one else "are",
+                        ", ".join(sorted(not_files)), "it" if one else "them")
+        if self.settling:
+            log.info("%d file(s) modified in the last %g s wait for the next run (BOBO may still be writing)",
+                     self.settling, s.file_settle_seconds)
+
+    def _remembered(self, path: Path, known: Sequence[ProcessedFile]) -> bool:
+        st = self._stats[path]
+        same_size = [k for k in known if k.size == st.st_size]
+        return bool(same_size) and (any(k.mtime_ns == st.st_mtime_ns for k in same_size)
+                                    or file_sha256(path) in {k.sha256 for k in same_size})
+
+    def identity(self, path: Path) -> ProcessedFile:
+        """What the database remembers of a confirmed file: name, size, modification time, hash."""
+        st = self._stats.get(path) or path.stat()
+        return ProcessedFile(path.name, st.st_size, st.st_mtime_ns, file_sha256(path))
+
+    def move(self, path: Path, folder: Path, why: str) -> bool:
+        """Move a file into `folder`; a failure is logged and counted, never raised."""
+        try:
+            target = move_without_overwrite(path, folder)
+        except OSError as exc:
+            log.error("Cannot move %s to %s (%s): %s. Its records are recorded, so the next run only retries the "
+                      "move; check the folder's permissions and free space", path.name, folder, why, exc)
+            self.failed_moves += 1
+            return False
+        log.info("Moved %s to %s (%s)", path.name, target, why)
+        return True
+
+    def settle_confirmed(self, paths: List[Path]) -> None:
+        """Files AtHoc already confirmed: moved to the processed folder when MOVE_PROCESSED_FILES is on."""
+        if self.settings.move_processed_files:
+            for path in paths:
+                self.move(path, self.settings.processed_directory, "already confirmed by AtHoc")
+
+    def purge_processed(self, now: datetime) -> int:
+        """Delete processed files older than PROCESSED_FILES_PURGE_DAYS, and forget them."""
+        s = self.settings
+        cutoff = time.time() - s.processed_files_purge_days * 86400
+        removed = 0
+        if s.processed_directory.is_dir():
+            for path in s.processed_directory.iterdir():
+                try:
+                    if path.is_file() and path.stat().st_mtime < cutoff:
+                        path.unlink()
+                        removed += 1
+                except OSError as exc:
+                    log.warning("Cannot delete old processed file %s: %s", path, exc)
+        self.db.forget_processed_before(now - timedelta(days=s.processed_files_purge_days))
+        if removed:
+            log.info("Deleted %d processed file(s) older than %d days", removed, s.processed_files_purge_days)
+        return removed

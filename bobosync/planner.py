@@ -1,0 +1,114 @@
+"""The batch planner: read a batch of files, keep each person's newest event, decide what to send.
+
+An event is sent when it is newer than the last one AtHoc confirmed for that person and the
+person is mapped to an AtHoc user; older events are stale, unmapped ones are reported.
+"""
+import logging
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+from bobo_csv import BOBOEntry, CsvFile, supersedes
+from bobo_db import BOBODatabase
+from config import Settings
+from results import BatchResult, shorten
+
+log = logging.getLogger("bobosync")
+
+OrderKey = Tuple[str, str, int, int]  # event time, record created, file's place in the batch, line
+
+
+class Winner:
+    """The newest event of one employee in a batch, its order key and the file it came from."""
+
+    __slots__ = ("entry", "key", "path")
+
+    def __init__(self, entry: BOBOEntry, key: OrderKey, path: Path):
+        self.entry, self.key, self.path = entry, key, path
+
+
+class BatchPlan:
+    """What a batch read and what it would send: LOGIN_ID -> duty value, and each value's source."""
+
+    def __init__(self, reports: List[Tuple[Path, CsvFile]]):
+        self.reports = reports
+        self.updates: Dict[str, str] = {}
+        self.sources: Dict[str, Winner] = {}
+
+
+def read_batch(files: Sequence[Path], result: BatchResult) -> Tuple[Dict[str, Winner], List[Tuple[Path, CsvFile]]]:
+    """Stream every file, keeping only each employee's newest event; unreadable files are left out."""
+    winners: Dict[str, Winner] = {}
+    reports: List[Tuple[Path, CsvFile]] = []
+    for index, path in enumerate(files):
+        report = CsvFile(path)
+        try:
+            for entry in report.events():
+                key = (entry.event_time, entry.record_created, index, entry.line)
+                best = winners.get(entry.employee_id)
+                if best is None or supersedes(key, best.key):
+                    winners[entry.employee_id] = Winner(entry, key, path)
+        except FileNotFoundError:
+            log.info("%s disappeared before it was read; skipped", path.name)
+            continue
+        except OSError as exc:
+            log.error("Cannot read %s: %s. It stays for the next run; check the file's permissions", path.name, exc)
+            continue
+        for line in report.rejection_lines():
+            log.warning("Rejected %s", line)
+        if report.encoding == "cp1252":
+            log.info("%s is not UTF-8; read as Windows-1252", path.name)
+        result.rows += report.rows
+        result.rejected += report.rejected_count
+        reports.append((path, report))
+    return winners, reports
+
+
+def plan_updates(winners: Dict[str, Winner], reports: List[Tuple[Path, CsvFile]], db: BOBODatabase,
+                 settings: Settings, result: BatchResult) -> BatchPlan:
+    """The updates for winners newer than what AtHoc has from us, and mapped; counts stale and unmapped."""
+    plan = BatchPlan(reports)
+    result.stale = sum(r.valid for _, r in reports) - len(winners)  # superseded inside the batch
+    states = db.duty_states()
+    mappings = db.all_mappings()
+    unmapped: List[str] = []
+    for eid, winner in winners.items():
+        applied = states.get(eid)
+        if applied is not None and not supersedes(winner.entry.order_key, applied):
+            result.stale += 1
+            continue
+        login = mappings.get(eid)
+        if login is None:
+            unmapped.append(eid)
+            continue
+        plan.updates[login] = winner.entry.athoc_value
+        plan.sources[login] = winner
+    if unmapped:
+        _report_unmapped(unmapped, db, settings)
+        result.unmapped = len(unmapped)
+    return plan
+
+
+def _report_unmapped(unmapped: List[str], db: BOBODatabase, settings: Settings) -> None:
+    ambiguous_ids = db.ambiguous_ids()
+    ambiguous = [e for e in unmapped if e in ambiguous_ids]
+    plain = [e for e in unmapped if e not in ambiguous_ids]
+    if plain:
+        log.warning("%d employee id(s) have no AtHoc user in the mappings, so their events were not sent: %s."
+                    " If they should, check their %s in AtHoc, then run --sync-mappings",
+                    len(plain), shorten(plain), settings.collar_id_field)
+    if ambiguous:
+        log.warning("%d employee id(s) are held by several AtHoc users, so their events were not sent: %s",
+                    len(ambiguous), shorten(ambiguous))
+
+
+def print_plan(plan: BatchPlan, settings: Settings) -> None:
+    """--dry-run: what would be sent and where each file would go."""
+    print(f"Would send {len(plan.updates)} update(s) to AtHoc field {settings.duty_status_field}:")
+    for login in sorted(plan.updates, key=lambda name: plan.sources[name].entry.employee_id):
+        entry = plan.sources[login].entry
+        value = plan.updates[login] or "(cleared: off duty)"
+        print(f"  {entry.employee_id:>10}  {login:<40} {value:<22} {entry.source_file}:{entry.line}")
+    target = settings.processed_directory if settings.move_processed_files else "stays (remembered)"
+    for path, report in plan.reports:
+        where = settings.failed_files_directory if report.is_bad else target
+        print(f"  {path.name}: {report.valid} valid, {report.rejected_count} rejected rows -> {where}")

@@ -1,0 +1,130 @@
+"""After AtHoc answered: record each outcome in one transaction, then move each file where it belongs.
+
+A file goes to the processed folder only when every record of it that was sent is confirmed;
+one with failures stays for the next run until MAX_RETRY_ATTEMPTS, then goes to the failed
+folder; a bad file (not text, or no valid row) goes to the failed folder at once.
+"""
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Dict, List, Mapping, Tuple
+
+from athoc_types import SyncOutcome
+from bobo_db import BatchRecord, BOBODatabase, ProcessedFile
+from config import Settings
+from failpoints import crash_point
+from inbox import Inbox
+from planner import BatchPlan
+from results import SHOWN_IDS, BatchResult
+
+log = logging.getLogger("bobosync")
+
+AppliedRow = Tuple[str, str, str, int, str, str, str]  # employee, event, created, on duty, value, login, file
+LogRow = Tuple[str, int, int, int, str]  # filename, entries, successes, errors, errors text
+FileSort = Tuple[List[Tuple[Path, str]], List[Path], List[Tuple[Path, ProcessedFile]], List[LogRow]]
+
+
+class Recorder:
+    """Records one batch's outcomes and moves its files."""
+
+    def __init__(self, settings: Settings, db: BOBODatabase, inbox: Inbox):
+        self.settings, self.db, self.inbox = settings, db, inbox
+
+    def finish(self, plan: BatchPlan, outcomes: Mapping[str, SyncOutcome], result: BatchResult,
+               now: datetime) -> None:
+        """Record the outcomes in one transaction, then move the files."""
+        applied, gone, problems = self._sort_outcomes(plan, outcomes)
+        result.updated, result.gone = len(applied), len(gone)
+        result.failed = sum(len(p) for p in problems.values())
+        result.logins_set = [row[5] for row in applied]
+        bad, retry, finished, log_rows = self._sort_files(plan, problems)
+        record = BatchRecord(applied, gone, self._failed_files(plan, problems), [f for _, f in finished], log_rows)
+        attempts = self.db.commit_batch(record, now)
+        crash_point("after_commit")
+        self._move_bad(bad, result)
+        self._move_retried(retry, attempts, result)
+        self._move_finished(finished, result)
+
+    def _sort_outcomes(self, plan: BatchPlan, outcomes: Mapping[str, SyncOutcome]
+                       ) -> Tuple[List[AppliedRow], List[str], Dict[Path, List[str]]]:
+        applied: List[AppliedRow] = []
+        gone: List[str] = []
+        problems: Dict[Path, List[str]] = {}
+        debug = log.isEnabledFor(logging.DEBUG)
+        for login, outcome in outcomes.items():
+            winner = plan.sources[login]
+            entry = winner.entry
+            if outcome.status == "ok":
+                applied.append((entry.employee_id, entry.event_time, entry.record_created, int(entry.on_duty),
+                                entry.athoc_value, login, entry.source_file))
+                if debug:
+                    log.debug("%s (%s) set to %r from %s:%d", login, entry.employee_id, entry.athoc_value,
+                              entry.source_file, entry.line)
+            elif outcome.status == "gone":
+                gone.append(entry.employee_id)
+                log.info("%s (%s) is no longer in AtHoc; its mapping is dropped", login, entry.employee_id)
+            else:
+                problems.setdefault(winner.path, []).append(f"{entry.employee_id} ({login}): {outcome.details}")
+        return applied, gone, problems
+
+    def _sort_files(self, plan: BatchPlan, problems: Dict[Path, List[str]]) -> FileSort:
+        """(bad files with why, files to retry, finished files with their identity, processing_log rows)."""
+        bad: List[Tuple[Path, str]] = []
+        retry: List[Path] = []
+        finished: List[Tuple[Path, ProcessedFile]] = []
+        log_rows: List[LogRow] = []
+        for path, report in plan.reports:
+            if report.is_bad:
+                reason = "not text" if report.not_text else f"no valid row, {report.rejected_count} rejected"
+                bad.append((path, reason))
+                log_rows.append((path.name, report.rows, 0, report.rejected_count, reason))
+                continue
+            errors = problems.get(path, [])
+            text = "; ".join(errors + report.rejection_lines())[:4000]
+            log_rows.append((path.name, report.rows, report.valid - len(errors), report.rejected_count + len(errors),
+                             text))
+            if errors:
+                retry.append(path)
+                more = f"; and {len(errors) - SHOWN_IDS} more" if len(errors) > SHOWN_IDS else ""
+                log.warning("%s: AtHoc did not apply %d record(s): %s%s", path.name, len(errors),
+                            "; ".join(errors[:SHOWN_IDS]), more)
+            else:
+                finished.append((path, self.inbox.identity(path)))
+        return bad, retry, finished, log_rows
+
+    @staticmethod
+    def _failed_files(plan: BatchPlan, problems: Dict[Path, List[str]]) -> Dict[str, str]:
+        return {path.name: "; ".join(problems[path])[:1000] for path, report in plan.reports
+                if not report.is_bad and problems.get(path)}
+
+    def _move_bad(self, bad: List[Tuple[Path, str]], result: BatchResult) -> None:
+        for path, reason in bad:
+            log.error("%s is a bad file (%s): moved to FAILED_FILES_DIRECTORY; fix or remove it there", path.name,
+                      reason)
+            self.inbox.move(path, self.settings.failed_files_directory, "bad file")
+            result.bad_files += 1
+
+    def _move_retried(self, retry: List[Path], attempts: Dict[str, int], result: BatchResult) -> None:
+        s = self.settings
+        for path in retry:
+            count = attempts.get(path.name, 1)
+            if count >= s.max_retry_attempts:
+                log.error("%s: AtHoc rejected some of its records %d times; moved to FAILED_FILES_DIRECTORY. Check "
+                          "the errors in the log, fix them in AtHoc, then move the file back to CSV_DIRECTORY",
+                          path.name, count)
+                if self.inbox.move(path, s.failed_files_directory, f"failed {count} attempts"):
+                    self.db.clear_attempts([path.name])
+                result.files_failed += 1
+            else:
+                log.warning("%s: AtHoc rejected some of its records (attempt %d of %d); it stays for the next run",
+                            path.name, count, s.max_retry_attempts)
+                result.files_retrying += 1
+
+    def _move_finished(self, finished: List[Tuple[Path, ProcessedFile]], result: BatchResult) -> None:
+        for path, _ in finished:
+            result.files_done += 1
+            if self.settings.move_processed_files:
+                self.inbox.move(path, self.settings.processed_directory, "confirmed by AtHoc")
+            else:
+                log.info("%s confirmed by AtHoc; it stays (MOVE_PROCESSED_FILES=false) and will not be sent again",
+                         path.name)
