@@ -72,7 +72,8 @@ class Inbox:
         if not listed:
             return [], []
         known = self.db.processed_files()
-        ready, done = [], []
+        ready: List[Path] = []
+        done: List[Path] = []
         for path in listed:
             (done if self._remembered(path, known.get(path.name, ())) else ready).append(path)
         return ready, done

@@ -9,10 +9,13 @@ import ssl
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 from urllib.parse import urlsplit
 
 from config import ConfigError, Settings, load_settings, without_password
+
+if TYPE_CHECKING:
+    from athoc_client import AtHocClient
 
 
 @dataclass
@@ -110,7 +113,7 @@ class Preflight:
 
     def _dns(self, host: str, port: int) -> bool:
         try:
-            addresses = sorted({info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
+            addresses = sorted({str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)})
         except OSError as exc:
             self.add("FAIL", "DNS", f"{host} does not resolve ({exc}): check ATHOC_SERVER_URL and the DNS servers")
             return False
@@ -152,21 +155,21 @@ class Preflight:
                  f"issuer {_name(cert.get('issuer'))}")
         return True
 
-    def _token(self, client: object) -> bool:
+    def _token(self, client: "AtHocClient") -> bool:
         from athoc_types import AtHocError
         try:
-            client.authenticate()  # type: ignore[attr-defined]
+            client.authenticate()
         except AtHocError as exc:
             self.add("FAIL", "token", str(exc))
             return False
         self.add("PASS", "token", f"AtHoc issued a token to {self.settings.api_user} for org {self.settings.org_code}")
         return True
 
-    def _users(self, client: object) -> None:
+    def _users(self, client: "AtHocClient") -> None:
         from athoc_types import AtHocError, ci_get
         s = self.settings
         try:
-            users, total = client.sample_users([s.collar_id_field, s.duty_status_field])  # type: ignore[attr-defined]
+            users, total = client.sample_users([s.collar_id_field, s.duty_status_field])
         except AtHocError as exc:
             self.add("FAIL", "user search", f"{exc} (the service account needs the right to search users)")
             return
@@ -188,10 +191,10 @@ class Preflight:
             self.add("PASS", "user search", detail)
 
 
-def _name(parts: object) -> str:
+def _name(parts: Any) -> str:
     """An X.509 name from getpeercert() as 'CN=x, O=y'."""
     try:
-        return ", ".join(f"{k}={v}" for rdn in parts for k, v in rdn) or "(none)"  # type: ignore[union-attr]
+        return ", ".join(f"{k}={v}" for rdn in parts for k, v in rdn) or "(none)"
     except (TypeError, ValueError):
         return "(unknown)"
 
