@@ -20,7 +20,7 @@ class AtHocLink:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.down = ""  # why AtHoc calls stopped for this run ('' while none failed)
-        self._client: "Optional[AtHocClient]" = None
+        self._client: Optional[AtHocClient] = None
 
     @property
     def client(self) -> "AtHocClient":

@@ -113,7 +113,7 @@ class BOBOProcessor:
         result = BatchResult(files=len(files))
         with _collector_paused():
             plan = self.plan_file_batch(files, result)
-            outcomes: Dict[str, "SyncOutcome"] = {}
+            outcomes: Dict[str, SyncOutcome] = {}
             if plan.updates:
                 from athoc_types import AtHocError
                 try:
