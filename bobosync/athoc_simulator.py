@@ -172,6 +172,9 @@ class AtHocSimulator:
         # (matching users, page, limit) -> the users a search page serves; None pages correctly.
         # Imitates a server whose pages overlap, repeat or come back short
         self.page_rows: Optional[Callable[[List[Dict[str, Any]], int, int], List[Dict[str, Any]]]] = None
+        # called with the records of each SyncByCommonNames call before it is answered: a test's way to act
+        # "while the AtHoc call is in flight" (change a file, stop a process)
+        self.on_sync: Optional[Callable[[List[Any]], None]] = None
         self.lock = threading.RLock()
         self._server = ThreadingHTTPServer((host, port), _Handler)
         self._server.daemon_threads = True
@@ -345,6 +348,8 @@ class AtHocSimulator:
     def _sync(self, query: Dict[str, str], body: Any) -> Tuple[int, Any]:
         if not isinstance(body, list):
             return 400, {"Message": "The request body must be a JSON array of users"}
+        if self.on_sync is not None:
+            self.on_sync(body)
         existing_only = query.get("syncexistingusersonly", "false").lower() == "true"
         results = []
         with self.lock:

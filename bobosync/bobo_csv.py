@@ -6,6 +6,8 @@ file's other rows go on.
 """
 import codecs
 import csv
+import hashlib
+import io
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from athoc_types import duty_value
+from failpoints import refuse_read
 
 LAYOUT_A_FIELDS = 10
 EMPLOYEE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
@@ -270,6 +273,30 @@ def _rows(handle: Iterator[str]) -> Iterator[Tuple[int, Union[List[str], str]]]:
             yield number, _one_line(text)
 
 
+class _HashingReader(io.RawIOBase):
+    """A binary file that adds every byte read to a SHA-256, so what is remembered is what was read."""
+
+    def __init__(self, raw: "io.BufferedReader"):
+        super().__init__()
+        self.raw = raw
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: "memoryview") -> int:  # type: ignore[override]
+        n = self.raw.readinto(buffer) or 0
+        if n:
+            self.digest.update(memoryview(buffer)[:n])
+            self.size += n
+        return n
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
 @dataclass
 class CsvFile:
     """One BOBO file being read: `events()` yields its valid events and counts the rest."""
@@ -282,6 +309,8 @@ class CsvFile:
     encoding: Optional[str] = None
     not_text: bool = False
     max_kept_rejections: int = 50
+    size: int = -1  # bytes read and their SHA-256, once events() has read the whole file
+    sha256: str = ""
 
     @property
     def is_bad(self) -> bool:
@@ -295,37 +324,44 @@ class CsvFile:
 
     def events(self) -> Iterator[BOBOEntry]:
         """The file's valid events, in file order. OSError (gone, locked) propagates."""
+        refuse_read(self.path)
         self.encoding = detect_encoding(self.path)
         if self.encoding is None:
             self.not_text = True
             return
+        hashing = _HashingReader(open(self.path, "rb"))  # closed with the text wrapper
+        with io.TextIOWrapper(io.BufferedReader(hashing, READ_CHUNK), encoding=self.encoding, newline="") as handle:
+            yield from self._entries(handle)
+            self.size, self.sha256 = hashing.size, hashing.digest.hexdigest()
+
+    def _entries(self, handle: Iterator[str]) -> Iterator[BOBOEntry]:
+        """The valid events of the decoded lines; the first line may be a header."""
         name = self.path.name
         columns: Optional[Dict[str, int]] = None
         first = True
-        with open(self.path, encoding=self.encoding, newline="") as handle:
-            for line, row in _rows(handle):
-                if isinstance(row, str):
-                    self.rows += 1
-                    self._reject(line, row)
-                    continue
-                if not (row and row[0].strip()) and not any(cell.strip() for cell in row):
-                    continue  # blank line
-                if first:
-                    first = False
-                    columns = _header_columns(row)
-                    if columns is not None or _looks_like_header(row):
-                        continue
+        for line, row in _rows(handle):
+            if isinstance(row, str):
                 self.rows += 1
-                try:
-                    if columns is not None:
-                        entry = BOBOEntry.from_simple_row(row, columns, name, line)
-                    else:
-                        entry = BOBOEntry.from_csv_row(row, name, line)
-                except RowError as exc:
-                    self._reject(line, str(exc))
+                self._reject(line, row)
+                continue
+            if not (row and row[0].strip()) and not any(cell.strip() for cell in row):
+                continue  # blank line
+            if first:
+                first = False
+                columns = _header_columns(row)
+                if columns is not None or _looks_like_header(row):
                     continue
-                self.valid += 1
-                yield entry
+            self.rows += 1
+            try:
+                if columns is not None:
+                    entry = BOBOEntry.from_simple_row(row, columns, name, line)
+                else:
+                    entry = BOBOEntry.from_csv_row(row, name, line)
+            except RowError as exc:
+                self._reject(line, str(exc))
+                continue
+            self.valid += 1
+            yield entry
 
     def rejection_lines(self) -> List[str]:
         """'file:line: reason' for the kept rejections, plus a count of the rest."""

@@ -189,7 +189,8 @@ class BOBOProcessor:
             self.clear_old_duty_status(exclude=total.logins_set)
         self.purge_processed_files()
         self._record_run(total)
-        needs_retry = bool(self.link.down or left or total.files_retrying or sync_failed or self.inbox.failed_moves)
+        needs_retry = bool(self.link.down or left or total.files_retrying or total.unreadable or sync_failed
+                           or self.inbox.failed_moves or self.inbox.changed)
         code = EXIT_RETRY if needs_retry else EXIT_OK
         if files or needs_retry:
             log.info("Run done in %.1f s: %s; exit %d", time.monotonic() - started, total.summary(), code)

@@ -9,7 +9,7 @@ import os
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from bobo_db import BOBODatabase, ProcessedFile
 from config import Settings
@@ -64,6 +64,7 @@ class Inbox:
         self.settings, self.db = settings, db
         self.settling = 0  # files modified too recently to read, at the last listing
         self.failed_moves = 0  # moves that failed: retried by the next run, so the run exits 1
+        self.changed = 0  # files that changed after they were read: read again by the next run (exit 1)
         self._stats: Dict[Path, os.stat_result] = {}
 
     def ready_files(self) -> Tuple[List[Path], List[Path]]:
@@ -123,22 +124,69 @@ class Inbox:
         return bool(same_size) and (any(k.mtime_ns == st.st_mtime_ns for k in same_size)
                                     or file_sha256(path) in {k.sha256 for k in same_size})
 
-    def identity(self, path: Path) -> ProcessedFile:
-        """What the database remembers of a confirmed file: name, size, modification time, hash."""
-        st = self._stats.get(path) or path.stat()
-        return ProcessedFile(path.name, st.st_size, st.st_mtime_ns, file_sha256(path))
+    def identity(self, path: Path, size: int, sha256: str) -> ProcessedFile:
+        """What the database remembers of a confirmed file: the bytes that were read and sent."""
+        st = self._stats.get(path)
+        return ProcessedFile(path.name, size, st.st_mtime_ns if st else 0, sha256)
+
+    @staticmethod
+    def still_as_read(path: Path, size: int, sha256: str) -> Optional[bool]:
+        """True when the file still holds the bytes read, False when it changed, None when it is gone."""
+        try:
+            if path.stat().st_size != size:
+                return False
+            return file_sha256(path) == sha256
+        except FileNotFoundError:
+            return None
+
+    def move_confirmed(self, path: Path, size: int, sha256: str) -> bool:
+        """Move a confirmed file (checked with `unchanged` before its outcome was recorded) to the processed folder.
+
+        The bytes are checked again after the move: a file written to between the check and the move is
+        put back for the next run, so no row that was never sent ends up in the processed folder."""
+        folder = self.settings.processed_directory
+        try:
+            target = move_without_overwrite(path, folder)
+        except OSError as exc:
+            self._move_failed(path, folder, "confirmed by AtHoc", exc)
+            return False
+        if self.still_as_read(target, size, sha256) is False:
+            log.warning("%s changed while it was moved; it is put back for the next run", path.name)
+            self.changed += 1
+            self.move(target, self.settings.csv_directory, "changed while it was moved")
+            return False
+        log.info("Moved %s to %s (confirmed by AtHoc)", path.name, target)
+        return True
+
+    def unchanged(self, path: Path, size: int, sha256: str) -> bool:
+        """Whether a file still holds the bytes that were read and sent; says why not (changed, or gone)."""
+        state = self.still_as_read(path, size, sha256)
+        if state is None:
+            log.warning("%s was removed or moved away before bobosync finished with it; AtHoc's answers for it are "
+                        "recorded", path.name)
+        elif not state:
+            log.warning("%s changed after it was read (rows added, or a new export with the same name): it stays "
+                        "for the next run, which sends what is new", path.name)
+            self.changed += 1
+        return bool(state)
 
     def move(self, path: Path, folder: Path, why: str) -> bool:
         """Move a file into `folder`; a failure is logged and counted, never raised."""
         try:
             target = move_without_overwrite(path, folder)
         except OSError as exc:
-            log.error("Cannot move %s to %s (%s): %s. Its records are recorded, so the next run only retries the "
-                      "move; check the folder's permissions and free space", path.name, folder, why, exc)
-            self.failed_moves += 1
+            self._move_failed(path, folder, why, exc)
             return False
         log.info("Moved %s to %s (%s)", path.name, target, why)
         return True
+
+    def _move_failed(self, path: Path, folder: Path, why: str, exc: OSError) -> None:
+        if isinstance(exc, FileNotFoundError) and not path.exists():
+            log.warning("%s was removed or moved away before it could be moved to %s (%s)", path.name, folder, why)
+            return
+        log.error("Cannot move %s to %s (%s): %s. Its records are recorded, so the next run only retries the "
+                  "move; check the folder's permissions and free space", path.name, folder, why, exc)
+        self.failed_moves += 1
 
     def settle_confirmed(self, paths: List[Path]) -> None:
         """Files AtHoc already confirmed: moved to the processed folder when MOVE_PROCESSED_FILES is on."""

@@ -50,8 +50,9 @@ def read_batch(files: Sequence[Path], result: BatchResult) -> Tuple[Dict[str, Wi
         except FileNotFoundError:
             log.info("%s disappeared before it was read; skipped", path.name)
             continue
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:  # a decoding error: the file changed after its encoding was told
             log.error("Cannot read %s: %s. It stays for the next run; check the file's permissions", path.name, exc)
+            result.unreadable += 1
             continue
         for line in report.rejection_lines():
             log.warning("Rejected %s", line)

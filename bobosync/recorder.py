@@ -88,8 +88,8 @@ class Recorder:
                 more = f"; and {len(errors) - SHOWN_IDS} more" if len(errors) > SHOWN_IDS else ""
                 log.warning("%s: AtHoc did not apply %d record(s): %s%s", path.name, len(errors),
                             "; ".join(errors[:SHOWN_IDS]), more)
-            else:
-                finished.append((path, self.inbox.identity(path)))
+            elif self.inbox.unchanged(path, report.size, report.sha256):
+                finished.append((path, self.inbox.identity(path, report.size, report.sha256)))
         return bad, retry, finished, log_rows
 
     @staticmethod
@@ -121,10 +121,10 @@ class Recorder:
                 result.files_retrying += 1
 
     def _move_finished(self, finished: List[Tuple[Path, ProcessedFile]], result: BatchResult) -> None:
-        for path, _ in finished:
+        for path, identity in finished:
             result.files_done += 1
             if self.settings.move_processed_files:
-                self.inbox.move(path, self.settings.processed_directory, "confirmed by AtHoc")
+                self.inbox.move_confirmed(path, identity.size, identity.sha256)
             else:
                 log.info("%s confirmed by AtHoc; it stays (MOVE_PROCESSED_FILES=false) and will not be sent again",
                          path.name)

@@ -9,12 +9,13 @@ class BatchResult:
     """What one batch did; the run summary adds these up."""
 
     COUNTS = ("files", "rows", "rejected", "updated", "stale", "unmapped", "gone", "failed", "bad_files",
-              "files_done", "files_retrying", "files_failed")
+              "files_done", "files_retrying", "files_failed", "unreadable")
 
     def __init__(self, files: int = 0) -> None:
         self.files = files
         self.rows = self.rejected = self.updated = self.stale = self.unmapped = self.gone = self.failed = 0
         self.bad_files = self.files_done = self.files_retrying = self.files_failed = 0
+        self.unreadable = 0  # files that could not be read: they stay, and the run exits 1
         self.outage = False
         self.logins_set: List[str] = []
 

@@ -1,0 +1,134 @@
+"""Files that change under a run: what is remembered and moved is what was read and sent.
+
+Each test runs the real entry point (`python bobosync/bobo_processor.py`) in a new process
+against the simulator over HTTP; the simulator's `on_sync` hook changes the file on disk while
+the SyncByCommonNames call is in flight, as BOBO (or a person) would.
+"""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import ENTRY, ROOT, SETTING_NAMES, env_for
+
+FIELD = "On-Duty-DTG"
+
+
+class Site:
+    """Folders, database and settings of one site, run as Task Scheduler runs it."""
+
+    def __init__(self, sim, root: Path, **settings: str):
+        self.sim, self.root = sim, root
+        self.logins = sim.seed_users(3)
+        self.env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
+        self.env.update(env_for(sim, root, AUTO_CLEANUP_HOURS="0", **settings))
+        self.csv_dir = root / "crown_files"
+        self.processed_dir = root / "processed_files"
+        self.csv_dir.mkdir()
+
+    def write(self, name: str, text: str) -> Path:
+        path = self.csv_dir / name
+        path.write_text(text, encoding="utf-8")
+        settled = time.time() - 60
+        os.utime(path, (settled, settled))
+        return path
+
+    def run(self) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, ENTRY], cwd=ROOT, env=self.env, capture_output=True, text=True,
+                              timeout=60)
+
+    def duty(self, index: int) -> str:
+        return self.sim.attribute(self.logins[index], FIELD) or ""
+
+
+def bon(collar: int, hhmmss: str) -> str:
+    return f"BON,{collar},P1,20241001,{hhmmss},20241001{hhmmss},1,,,\n"
+
+
+def bof(collar: int, hhmmss: str) -> str:
+    return f"BOF,{collar},P1,20241001,{hhmmss},20241001{hhmmss},1,,,\n"
+
+
+def test_rows_appended_during_the_athoc_call_are_sent_by_the_next_run_not_moved_unsent(sim, tmp_path):
+    """Rule: nothing that was never sent is moved to processed/: a file that grew after it was read stays."""
+    site = Site(sim, tmp_path)
+    path = site.write("a.csv", bon(10001, "070000"))
+
+    def append_once(records):
+        sim.on_sync = None
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(bon(10002, "071500"))
+
+    sim.on_sync = append_once
+    first = site.run()
+    assert first.returncode == 1, first.stdout  # something is left: the new row
+    assert "a.csv changed after it was read" in first.stdout
+    assert site.duty(0) == "01/10/2024 07:00:00" and site.duty(1) == ""
+    assert path.exists() and not (site.processed_dir / "a.csv").exists()
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    second = site.run()
+    assert second.returncode == 0, second.stdout
+    assert site.duty(1) == "01/10/2024 07:15:00"
+    assert (site.processed_dir / "a.csv").read_text(encoding="utf-8").count("\n") == 2  # both rows, both sent
+    assert not path.exists()
+
+
+def test_same_size_replacement_during_the_call_is_not_remembered_as_confirmed(sim, tmp_path):
+    """Rule: with MOVE_PROCESSED_FILES=false the identity remembered is the bytes sent, not what is there after."""
+    site = Site(sim, tmp_path, MOVE_PROCESSED_FILES="false")
+    path = site.write("a.csv", bon(10001, "070000"))
+    replacement = bof(10001, "080000")
+    assert len(replacement) == len(bon(10001, "070000"))
+
+    def replace_once(records):
+        sim.on_sync = None
+        path.write_text(replacement, encoding="utf-8")
+
+    sim.on_sync = replace_once
+    assert site.run().returncode == 1
+    assert site.duty(0) == "01/10/2024 07:00:00"
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    second = site.run()
+    assert second.returncode == 0, second.stdout
+    assert site.duty(0) == ""  # the new export's book-off was read and sent
+    assert path.exists()  # and, being confirmed now, it stays and is not sent again:
+    requests = len(sim.requests_to("syncbycommonnames"))
+    assert site.run().returncode == 0 and len(sim.requests_to("syncbycommonnames")) == requests
+
+
+def test_file_deleted_during_the_call_has_its_answers_recorded_and_is_a_warning(sim, tmp_path):
+    """Rule: AtHoc's answers are recorded whatever happens to the file afterwards; later, older events are stale."""
+    site = Site(sim, tmp_path)
+    path = site.write("a.csv", bof(10001, "090000"))
+
+    def delete_once(records):
+        sim.on_sync = None
+        path.unlink()
+
+    sim.on_sync = delete_once
+    first = site.run()
+    assert "Traceback" not in first.stdout + first.stderr
+    assert first.returncode == 0, first.stdout
+    assert "a.csv was removed or moved away" in first.stdout
+    site.write("older.csv", bon(10001, "080000"))  # older than the book-off AtHoc applied
+    sim.add_user(site.logins[0], **{**sim.users[site.logins[0]], FIELD: ""})
+    assert site.run().returncode == 0
+    assert site.duty(0) == ""  # the older book-on was stale: the recorded book-off still wins
+
+
+def test_a_file_that_cannot_be_read_is_left_and_the_run_exits_1(sim, tmp_path):
+    """Rule: "something is left" is exit 1: a file that cannot be read (refused, as Windows refuses a file another
+    program locks) stays for the next run, and the other files go on."""
+    site = Site(sim, tmp_path)
+    site.write("locked.csv", bon(10001, "070000"))
+    site.write("fine.csv", bon(10002, "070000"))
+    site.env["BOBOSYNC_UNREADABLE"] = "locked.csv"
+    first = site.run()
+    assert first.returncode == 1, first.stdout
+    assert "Cannot read locked.csv" in first.stdout
+    assert site.duty(1) == "01/10/2024 07:00:00" and site.duty(0) == ""
+    assert (site.csv_dir / "locked.csv").exists()
+    del site.env["BOBOSYNC_UNREADABLE"]
+    assert site.run().returncode == 0
+    assert site.duty(0) == "01/10/2024 07:00:00"
