@@ -17,6 +17,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from athoc_types import duty_value
 from failpoints import refuse_read
+from file_names import readable_name
 
 LAYOUT_A_FIELDS = 10
 EMPLOYEE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
@@ -227,14 +228,26 @@ class _Lines:
     def __init__(self, handle: Iterator[str]):
         self.handle = handle
         self.taken: List[str] = []
+        self.first = True
 
     def __iter__(self) -> "_Lines":
         return self
 
     def __next__(self) -> str:
         text = next(self.handle)
+        if self.first:  # a byte-order mark is never part of the first field, whatever the decoding
+            self.first = False
+            text = _without_bom(text)
         self.taken.append(text)
         return text
+
+
+def _without_bom(text: str) -> str:
+    """`text` without a leading byte-order mark, also as Windows-1252 reads UTF-8's ('ï»¿')."""
+    for mark in ("\ufeff", codecs.BOM_UTF8.decode("cp1252")):
+        if text.startswith(mark):
+            return text[len(mark):]
+    return text
 
 
 def _one_line(text: str) -> Union[List[str], str]:
@@ -336,7 +349,7 @@ class CsvFile:
 
     def _entries(self, handle: Iterator[str]) -> Iterator[BOBOEntry]:
         """The valid events of the decoded lines; the first line may be a header."""
-        name = self.path.name
+        name = readable_name(self.path.name)
         columns: Optional[Dict[str, int]] = None
         first = True
         for line, row in _rows(handle):
@@ -365,9 +378,10 @@ class CsvFile:
 
     def rejection_lines(self) -> List[str]:
         """'file:line: reason' for the kept rejections, plus a count of the rest."""
-        lines = [f"{self.path.name}:{line}: {reason}" for line, reason in self.rejected]
+        name = readable_name(self.path.name)
+        lines = [f"{name}:{line}: {reason}" for line, reason in self.rejected]
         if self.rejected_count > len(self.rejected):
-            lines.append(f"{self.path.name}: and {self.rejected_count - len(self.rejected)} more rejected rows")
+            lines.append(f"{name}: and {self.rejected_count - len(self.rejected)} more rejected rows")
         return lines
 
 

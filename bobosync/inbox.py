@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from bobo_db import BOBODatabase, ProcessedFile
 from config import Settings
+from file_names import readable_name
 
 log = logging.getLogger("bobosync")
 
@@ -76,7 +77,7 @@ class Inbox:
         ready: List[Path] = []
         done: List[Path] = []
         for path in listed:
-            (done if self._remembered(path, known.get(path.name, ())) else ready).append(path)
+            (done if self._remembered(path, known.get(readable_name(path.name), ())) else ready).append(path)
         return ready, done
 
     def _settled(self) -> List[Path]:
@@ -127,7 +128,7 @@ class Inbox:
     def identity(self, path: Path, size: int, sha256: str) -> ProcessedFile:
         """What the database remembers of a confirmed file: the bytes that were read and sent."""
         st = self._stats.get(path)
-        return ProcessedFile(path.name, size, st.st_mtime_ns if st else 0, sha256)
+        return ProcessedFile(readable_name(path.name), size, st.st_mtime_ns if st else 0, sha256)
 
     @staticmethod
     def still_as_read(path: Path, size: int, sha256: str) -> Optional[bool]:

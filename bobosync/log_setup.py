@@ -79,7 +79,8 @@ class DailyLogHandler(logging.Handler):
 
 
 class SecretFilter(logging.Filter):
-    """Replaces the password, client secret and any bearer token in a record with ***."""
+    """Replaces the password, client secret and any bearer token in a record with ***, and makes the
+    message writable (see _printable)."""
 
     def __init__(self, secrets: Sequence[str]):
         super().__init__()
@@ -92,9 +93,23 @@ class SecretFilter(logging.Filter):
             redacted = redacted.replace(secret, "***")
         if "Bearer " in redacted:
             redacted = _mask_bearer(redacted)
+        redacted = _printable(redacted)
         if redacted != message:
             record.msg, record.args = redacted, None
         return True
+
+
+def _printable(text: str) -> str:
+    """Surrogate escapes (a file name not valid in the file system's encoding) as \\xNN: no log file or
+    console can write them, and a line that cannot be written is a line lost."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # a surrogate that no file system name decodes to
+            return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _mask_bearer(text: str) -> str:

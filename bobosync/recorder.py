@@ -13,6 +13,7 @@ from athoc_types import SyncOutcome
 from bobo_db import BatchRecord, BOBODatabase, ProcessedFile
 from config import Settings
 from failpoints import crash_point
+from file_names import readable_name
 from inbox import Inbox
 from planner import BatchPlan
 from results import SHOWN_IDS, BatchResult
@@ -77,11 +78,11 @@ class Recorder:
             if report.is_bad:
                 reason = "not text" if report.not_text else f"no valid row, {report.rejected_count} rejected"
                 bad.append((path, reason))
-                log_rows.append((path.name, report.rows, 0, report.rejected_count, reason))
+                log_rows.append((readable_name(path.name), report.rows, 0, report.rejected_count, reason))
                 continue
             errors = problems.get(path, [])
             text = "; ".join(errors + report.rejection_lines())[:4000]
-            log_rows.append((path.name, report.rows, report.valid - len(errors), report.rejected_count + len(errors),
+            log_rows.append((readable_name(path.name), report.rows, report.valid - len(errors), report.rejected_count + len(errors),
                              text))
             if errors:
                 retry.append(path)
@@ -94,7 +95,7 @@ class Recorder:
 
     @staticmethod
     def _failed_files(plan: BatchPlan, problems: Dict[Path, List[str]]) -> Dict[str, str]:
-        return {path.name: "; ".join(problems[path])[:1000] for path, report in plan.reports
+        return {readable_name(path.name): "; ".join(problems[path])[:1000] for path, report in plan.reports
                 if not report.is_bad and problems.get(path)}
 
     def _move_bad(self, bad: List[Tuple[Path, str]], result: BatchResult) -> None:
@@ -107,13 +108,13 @@ class Recorder:
     def _move_retried(self, retry: List[Path], attempts: Dict[str, int], result: BatchResult) -> None:
         s = self.settings
         for path in retry:
-            count = attempts.get(path.name, 1)
+            count = attempts.get(readable_name(path.name), 1)
             if count >= s.max_retry_attempts:
                 log.error("%s: AtHoc rejected some of its records %d times; moved to FAILED_FILES_DIRECTORY. Check "
                           "the errors in the log, fix them in AtHoc, then move the file back to CSV_DIRECTORY",
                           path.name, count)
                 if self.inbox.move(path, s.failed_files_directory, f"failed {count} attempts"):
-                    self.db.clear_attempts([path.name])
+                    self.db.clear_attempts([readable_name(path.name)])
                 result.files_failed += 1
             else:
                 log.warning("%s: AtHoc rejected some of its records (attempt %d of %d); it stays for the next run",

@@ -5,10 +5,13 @@ against the simulator over HTTP; the simulator's `on_sync` hook changes the file
 the SyncByCommonNames call is in flight, as BOBO (or a person) would.
 """
 import os
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from conftest import ENTRY, ROOT, SETTING_NAMES, env_for
 
@@ -132,3 +135,40 @@ def test_a_file_that_cannot_be_read_is_left_and_the_run_exits_1(sim, tmp_path):
     del site.env["BOBOSYNC_UNREADABLE"]
     assert site.run().returncode == 0
     assert site.duty(0) == "01/10/2024 07:00:00"
+
+
+@pytest.mark.skipif(os.name == "nt", reason="needs a file name that is not valid UTF-8: POSIX names are bytes")
+def test_a_file_name_not_valid_in_the_file_systems_encoding_never_stops_the_other_files(sim, tmp_path):
+    """Rule: one odd name must never stop the others; the database stores a name it can store."""
+    site = Site(sim, tmp_path)
+    odd = os.fsdecode(os.fsencode(str(site.csv_dir)) + b"/caf\xe9.csv")  # Latin-1 bytes on a UTF-8 host
+    Path(odd).write_text(bon(10001, "070000"), encoding="utf-8")
+    settled = time.time() - 60
+    os.utime(odd, (settled, settled))
+    site.write("z_later.csv", bon(10002, "070000"))
+    first = site.run()
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "Logging error" not in first.stderr and "Traceback" not in first.stdout + first.stderr
+    assert site.duty(0) == "01/10/2024 07:00:00" and site.duty(1) == "01/10/2024 07:00:00"
+    assert sorted(os.listdir(os.fsencode(str(site.processed_dir)))) == [b"caf\xe9.csv", b"z_later.csv"]
+    conn = sqlite3.connect(str(tmp_path / "bobo_mapping.db"))
+    names = {row[0] for row in conn.execute("SELECT filename FROM processing_log")}
+    conn.close()
+    assert names == {"caf\\xe9.csv", "z_later.csv"}
+    assert "caf\\xe9.csv" in (tmp_path / "logs" / "bobo_processor.log").read_text(encoding="utf-8")
+
+
+def test_a_bom_is_never_part_of_the_first_field_even_when_the_file_falls_back_to_windows_1252(sim, tmp_path):
+    """Rule: the byte-order mark is never part of the first field, in every decoding path."""
+    site = Site(sim, tmp_path)
+    a_row = bon(10001, "070000").encode() + "BON,10002,P\xe9,20241001,070000,20241001070000,1,,,\n".encode("cp1252")
+    (site.csv_dir / "layout_a.csv").write_bytes(b"\xef\xbb\xbf" + a_row)
+    b_rows = "Employee_ID,Status,Timestamp\n10003,On Duty,2024-10-01 07:00:00\n10003,On Duty,2024-10-01 07:0\xe9\n"
+    (site.csv_dir / "layout_b.csv").write_bytes(b"\xef\xbb\xbf" + b_rows.encode("cp1252"))
+    settled = time.time() - 60
+    for name in ("layout_a.csv", "layout_b.csv"):
+        os.utime(site.csv_dir / name, (settled, settled))
+    result = site.run()
+    assert result.returncode == 0, result.stdout
+    assert [site.duty(i) for i in range(3)] == ["01/10/2024 07:00:00"] * 3
+    assert not any((tmp_path / "failed_files").iterdir())
