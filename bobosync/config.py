@@ -55,7 +55,7 @@ LIST = "list"                    # comma-separated names
 
 
 def _text(s: "Setting", text: str) -> str:
-    if s.kind == REQUIRED and not text:
+    if s.required and not text:
         raise ValueError(f"{s.name} is missing: set it{' to ' + s.help if s.help else ''} in .env")
     return text
 
@@ -149,6 +149,10 @@ class Setting:
         self.low, self.high, self.secret = low, high, secret
         self.fallback, self.help, self.check = fallback, help, check
 
+    @property
+    def required(self) -> bool:
+        return self.kind == REQUIRED
+
     def __repr__(self) -> str:
         return f"Setting({self.name!r}, {self.attr!r}, {self.kind!r}, {self.default!r})"
 
@@ -206,7 +210,7 @@ _FALLBACK_WARNINGS = {
                 "Windows sets USERNAME for every process, so set APIUSER in .env instead",
 }
 # The value of every setting that has a default (all but the REQUIRED ones).
-DEFAULTS = {s.attr: s.parse("") for s in SETTINGS if s.kind != REQUIRED}
+DEFAULTS = {s.attr: s.parse("") for s in SETTINGS if not s.required}
 _REQUIRED = object()
 
 
