@@ -1,16 +1,17 @@
 """Settings: read from .env and the process environment, validated all at once.
 
-The names are the ones sites already use in their .env files (see .env_safe).
-Every bad or missing value is collected and reported together in one
-ConfigError, so an operator fixes the whole file in one go.
+SETTINGS below is the one list of settings: their names (the ones sites already use in their .env
+files, see .env_safe), kinds, defaults, ranges and which are secret. The Settings class, reading,
+validation and the tests' checks of .env_safe all come from it. Every bad or missing value is
+collected and reported together in one ConfigError, so an operator fixes the whole file in one go.
 """
 import codecs
 import io
 import os
 import stat
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
-from urllib.parse import urlsplit
+from typing import Any, Callable, Dict, List, Mapping, Optional
+from urllib.parse import urlsplit, urlunsplit
 
 BOBOSYNC_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BOBOSYNC_DIR.parent
@@ -32,53 +33,192 @@ class ConfigError(Exception):
         super().__init__("\n".join(lines))
 
 
+def resolve_path(value: str) -> Path:
+    """A path from a setting: relative paths resolve against bobosync/; UNC paths are kept."""
+    value = value.strip()
+    if value.startswith(("\\\\", "//")):
+        return Path(value)
+    return Path(os.path.normpath(os.path.join(BOBOSYNC_DIR, os.path.expanduser(value))))
+
+
+# --- the kinds of setting: each turns the text of a value into the value, or raises ValueError ---
+
+TEXT = "text"                    # any text; "" when not set
+REQUIRED = "required text"       # text that must be set
+PROXY = "proxy URL"              # text; the password inside the URL is the secret part
+BOOL = "yes/no"
+INT = "whole number"             # from low to high
+FLOAT = "number"                 # from low to high
+PATH = "path"                    # relative to bobosync/
+OPTIONAL_PATH = "optional path"  # None when not set
+LIST = "list"                    # comma-separated names
+
+
+def _text(s: "Setting", text: str) -> str:
+    if s.required and not text:
+        raise ValueError(f"{s.name} is missing: set it{' to ' + s.help if s.help else ''} in .env")
+    return text
+
+
+def _boolean(s: "Setting", text: str) -> bool:
+    if text.lower() in TRUE_WORDS:
+        return True
+    if text.lower() in FALSE_WORDS:
+        return False
+    raise ValueError(f"{s.name}={text!r} is not a yes/no value: use true or false")
+
+
+def _number(s: "Setting", text: str) -> float:
+    try:
+        value = int(text) if s.kind == INT else float(text)
+    except ValueError:
+        raise ValueError(_number_problem(s, text, "is not {}")) from None
+    if not s.low <= value <= s.high:
+        raise ValueError(_number_problem(s, text, "is out of range"))
+    return value
+
+
+def _number_problem(s: "Setting", text: str, what: str) -> str:
+    kind = "a whole number" if s.kind == INT else "a number"
+    return f"{s.name}={text!r} {what.format(kind)}: expected {kind} from {s.low:g} to {s.high:g}"
+
+
+def _path(s: "Setting", text: str) -> Optional[Path]:
+    return resolve_path(text) if text else None
+
+
+def _field_list(s: "Setting", text: str) -> List[str]:
+    items = [f.strip() for f in text.split(",") if f.strip()]
+    if not items:
+        raise ValueError(f"{s.name} is empty: list AtHoc field names separated by commas")
+    return items
+
+
+_KINDS = {  # kind: (type of the value, parser)
+    TEXT: (str, _text), REQUIRED: (str, _text), PROXY: (str, _text), BOOL: (bool, _boolean),
+    INT: (int, _number), FLOAT: (float, _number), PATH: (Path, _path), OPTIONAL_PATH: (Optional[Path], _path),
+    LIST: (List[str], _field_list),
+}
+
+
+# --- checks of single settings beyond their kind: (setting, text given, value, warnings) -> value ---
+
+def _server_url(s: "Setting", text: str, url: str, warnings: List[str]) -> str:
+    """An http(s) address without the trailing /; plain http is warned unless it is this computer."""
+    url = url.rstrip("/")
+    lower = url.lower()
+    if not lower.startswith(("https://", "http://")) or len(url.split("://", 1)[1]) == 0:
+        raise ValueError(f"{s.name}={url!r} is not a web address: expected https://your-athoc-server")
+    if lower.startswith("http://"):
+        host = lower[len("http://"):].split("/")[0].split(":")[0]
+        if host not in ("127.0.0.1", "localhost", "[::1]"):
+            warnings.append(f"{s.name}={url} uses plain http: credentials travel unencrypted; use https://")
+    return url
+
+
+def _log_level(s: "Setting", text: str, level: str, warnings: List[str]) -> str:
+    """One of LOG_LEVELS, in any case."""
+    if level.upper() not in LOG_LEVELS:
+        raise ValueError(f"{s.name}={level.upper()!r} is not a log level: use one of {', '.join(LOG_LEVELS)}")
+    return level.upper()
+
+
+def _existing_ca_bundle(s: "Setting", text: str, path: Optional[Path], warnings: List[str]) -> Optional[Path]:
+    if path is not None and not path.exists():
+        raise ValueError(f"{s.name}={text!r}: no such file or folder (expected the CA bundle, PEM format)")
+    return path
+
+
+def _warn_unverified(s: "Setting", text: str, disabled: bool, warnings: List[str]) -> bool:
+    if disabled:
+        warnings.append(f"{s.name}=true: AtHoc's certificate is not checked. Use this on test systems only")
+    return disabled
+
+
+class Setting:
+    """One setting: its variable `name`, its Settings `attr`, its `kind` and `default` (the text
+    .env_safe shows; none for REQUIRED), the range of a number, whether its value is `secret`, the
+    variable read when `name` is empty (`fallback`), what to set it to (`help`), and an extra `check`."""
+
+    __slots__ = ("name", "attr", "kind", "default", "low", "high", "secret", "fallback", "help", "check")
+
+    def __init__(self, name: str, attr: str, kind: str, default: str = "", low: float = 0, high: float = 0,
+                 secret: bool = False, fallback: str = "", help: str = "",
+                 check: "Optional[Callable[[Setting, str, Any, List[str]], Any]]" = None):
+        self.name, self.attr, self.kind, self.default = name, attr, kind, default
+        self.low, self.high, self.secret = low, high, secret
+        self.fallback, self.help, self.check = fallback, help, check
+
+    @property
+    def required(self) -> bool:
+        return self.kind == REQUIRED
+
+    def __repr__(self) -> str:
+        return f"Setting({self.name!r}, {self.attr!r}, {self.kind!r}, {self.default!r})"
+
+    def parse(self, text: str) -> Any:
+        """The value of `text` ('' takes the default); ValueError names what is wrong with it."""
+        return _KINDS[self.kind][1](self, text or self.default)
+
+
+# Every setting, in the order of .env_safe: Setting(name, attr, kind, default, low, high, ...).
+SETTINGS = (
+    # AtHoc API authentication
+    Setting("ATHOC_SERVER_URL", "athoc_server_url", REQUIRED, check=_server_url),
+    Setting("CLIENT_ID", "client_id", REQUIRED),
+    Setting("CLIENT_SECRET", "client_secret", REQUIRED, secret=True),
+    Setting("APIUSER", "api_user", REQUIRED, fallback="USERNAME", help="the AtHoc service account"),
+    Setting("PASSWORD", "password", REQUIRED, secret=True),
+    Setting("ORG_CODE", "org_code", REQUIRED),
+    Setting("SCOPE", "scope", TEXT, "athoc.iws.web.api"),
+    # SSL and network
+    Setting("DISABLE_SSL_VERIFY", "disable_ssl_verify", BOOL, "false", check=_warn_unverified),
+    Setting("SSL_CERT_PATH", "ssl_cert_path", OPTIONAL_PATH, check=_existing_ca_bundle),
+    Setting("HTTP_PROXY", "http_proxy", PROXY, secret=True, fallback="http_proxy"),
+    Setting("HTTPS_PROXY", "https_proxy", PROXY, secret=True, fallback="https_proxy"),
+    Setting("NO_PROXY", "no_proxy", TEXT, fallback="no_proxy"),
+    Setting("HTTP_TIMEOUT_SECONDS", "http_timeout_seconds", FLOAT, "30", 1, 300),
+    # Files
+    Setting("CSV_DIRECTORY", "csv_directory", PATH, "../crown_files"),
+    Setting("PROCESSED_DIRECTORY", "processed_directory", PATH, "../processed_files"),
+    Setting("MOVE_PROCESSED_FILES", "move_processed_files", BOOL, "false"),
+    Setting("PROCESSED_FILES_PURGE_DAYS", "processed_files_purge_days", INT, "30", 0, 36500),
+    Setting("FAILED_FILES_DIRECTORY", "failed_files_directory", PATH, "../failed_files"),
+    Setting("MAX_RETRY_ATTEMPTS", "max_retry_attempts", INT, "5", 1, 1000),
+    Setting("BATCH_SIZE", "batch_size", INT, "10", 1, 10000),
+    Setting("FILE_SETTLE_SECONDS", "file_settle_seconds", FLOAT, "10", 0, 3600),
+    # AtHoc fields and user mapping
+    Setting("DUTY_STATUS_FIELD", "duty_status_field", TEXT, "On-Duty-DTG"),
+    Setting("COLLAR_ID_FIELD", "collar_id_field", TEXT, "Collar-Number"),
+    Setting("USER_ATTRIBUTES", "user_attributes", LIST, "Collar-Number,FIRSTNAME,LASTNAME"),
+    Setting("SYNC_MAPPINGS", "sync_mappings", BOOL, "true"),
+    Setting("SYNC_HOUR", "sync_hour", INT, "20", 0, 23),
+    Setting("SYNC_RETRY_DAYS", "sync_retry_days", INT, "2", 1, 365),
+    Setting("SYNC_CHUNK_SIZE", "sync_chunk_size", INT, "1000", 1, 1000),
+    Setting("AUTO_CLEANUP_HOURS", "auto_cleanup_hours", FLOAT, "24", 0, 24 * 365),
+    Setting("CLEANUP_INTERVAL_MINUTES", "cleanup_interval_minutes", FLOAT, "60", 0, 24 * 60),
+    # Storage and logs
+    Setting("DB_PATH", "db_path", PATH, "bobo_mapping.db"),
+    Setting("LOG_LEVEL", "log_level", TEXT, "INFO", check=_log_level),
+    Setting("LOG_DIRECTORY", "log_directory", PATH, "../logs"),
+    Setting("LOG_PURGE_DAYS", "log_purge_days", INT, "10", 0, 3650),
+)
+# Every variable load_settings reads: the settings and their fallbacks.
+ENVIRONMENT_NAMES = tuple(s.name for s in SETTINGS) + tuple(s.fallback for s in SETTINGS if s.fallback)
+_FALLBACK_WARNINGS = {
+    "USERNAME": "APIUSER is not set, so USERNAME is used as the AtHoc service account; "
+                "Windows sets USERNAME for every process, so set APIUSER in .env instead",
+}
+# The value of every setting that has a default (all but the REQUIRED ones).
+DEFAULTS = {s.attr: s.parse("") for s in SETTINGS if not s.required}
 _REQUIRED = object()
 
 
 class Settings:
-    """Every setting of bobosync, typed and validated.
-
-    Declared like a dataclass, but not one: importing dataclasses (and the inspect module it
-    loads) took a quarter of a run with nothing to do. `replace()` does what dataclasses.replace
-    does; equality compares every setting; repr hides the password and the client secret."""
-
-    athoc_server_url: str
-    client_id: str
-    client_secret: str
-    api_user: str
-    password: str
-    org_code: str
-    scope: str = "athoc.iws.web.api"
-    disable_ssl_verify: bool = False
-    ssl_cert_path: Optional[Path] = None
-    http_proxy: str = ""
-    https_proxy: str = ""
-    no_proxy: str = ""
-    http_timeout_seconds: float = 30.0
-
-    csv_directory: Path = BOBOSYNC_DIR.parent / "crown_files"
-    processed_directory: Path = BOBOSYNC_DIR.parent / "processed_files"
-    move_processed_files: bool = False
-    processed_files_purge_days: int = 30
-    failed_files_directory: Path = BOBOSYNC_DIR.parent / "failed_files"
-    max_retry_attempts: int = 5
-    batch_size: int = 10
-    file_settle_seconds: float = 10.0
-
-    duty_status_field: str = "On-Duty-DTG"
-    collar_id_field: str = "Collar-Number"
-    user_attributes: List[str] = ["Collar-Number", "FIRSTNAME", "LASTNAME"]
-    sync_mappings: bool = True
-    sync_hour: int = 20
-    sync_retry_days: int = 2
-    sync_chunk_size: int = 1000
-    auto_cleanup_hours: float = 24.0
-    cleanup_interval_minutes: float = 60.0
-
-    db_path: Path = BOBOSYNC_DIR / "bobo_mapping.db"
-    log_level: str = "INFO"
-    log_directory: Path = BOBOSYNC_DIR.parent / "logs"
-    log_purge_days: int = 10
+    """Every setting of bobosync, typed and validated: one attribute per row of SETTINGS, with its
+    default, plus the .env file read and the warnings to log. A plain class rather than a dataclass,
+    to keep start-up cheap: `replace()` copies with changes, `==` compares every setting, and repr
+    hides the secrets."""
 
     env_file: Optional[Path] = None
     warnings: List[str] = []
@@ -104,14 +244,17 @@ class Settings:
         return type(other) is type(self) and other._values() == self._values()  # type: ignore[attr-defined]
 
     def __repr__(self) -> str:
-        shown = {k: ("***" if k in ("password", "client_secret") and v else v) for k, v in self._values().items()}
+        shown = self._values()
+        for s in _SECRET_SETTINGS:
+            shown[s.attr] = _masked(s, shown[s.attr])
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
     @property
     def secrets(self) -> List[str]:
-        """Values that must never appear in a log line, message or exception (proxy passwords too)."""
-        proxy_passwords = [url_password(url) for url in (self.http_proxy, self.https_proxy)]
-        return [s for s in (self.password, self.client_secret, *proxy_passwords) if s]
+        """Values that must never appear in a log line, message or exception, longest first (so
+        that a secret containing another is hidden whole)."""
+        parts = (_secret_part(s, getattr(self, s.attr)) for s in _SECRET_SETTINGS)
+        return sorted((p for p in parts if p), key=len, reverse=True)
 
     @property
     def mapping_fields(self) -> List[str]:
@@ -120,6 +263,28 @@ class Settings:
         if self.collar_id_field.lower() not in {f.lower() for f in wanted}:
             wanted.insert(0, self.collar_id_field)
         return wanted
+
+
+# The attributes, their types and defaults come from SETTINGS (in its order, before env_file and warnings).
+Settings.__annotations__ = {**{s.attr: _KINDS[s.kind][0] for s in SETTINGS}, **Settings.__annotations__}
+for _attr, _default in DEFAULTS.items():
+    setattr(Settings, _attr, _default)
+_SECRET_SETTINGS = tuple(s for s in SETTINGS if s.secret)
+
+
+def _secret_part(s: "Setting", value: str) -> str:
+    """The part of a secret setting's value that is secret: a proxy URL's password, else all of it."""
+    return url_password(value) if s.kind == PROXY else value
+
+
+def _masked(s: "Setting", value: str) -> str:
+    """`value` with its secret part shown as ***."""
+    secret = _secret_part(s, value)
+    if not secret or s.kind != PROXY:
+        return "***" if secret else value
+    parts = urlsplit(value)
+    user_info, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user_info.split(':', 1)[0]}:***@{host}"))
 
 
 def url_password(url: str) -> str:
@@ -146,68 +311,33 @@ def find_env_file(explicit: Optional[str] = None) -> Optional[Path]:
     return None
 
 
-def resolve_path(value: str) -> Path:
-    """A path from a setting: relative paths resolve against bobosync/; UNC paths are kept."""
-    value = value.strip()
-    if value.startswith(("\\\\", "//")):
-        return Path(value)
-    path = Path(value).expanduser()
-    if not path.is_absolute():
-        path = BOBOSYNC_DIR / path
-    return Path(os.path.normpath(str(path)))
-
-
 class _Reader:
-    """Reads raw values and collects problems instead of stopping at the first one."""
+    """Reads each setting from the raw values, collecting problems and warnings instead of
+    stopping at the first one."""
 
     def __init__(self, raw: Mapping[str, str]):
         self.raw = raw
         self.problems: List[str] = []
+        self.warnings: List[str] = []
 
-    def text(self, name: str, default: Optional[str] = None) -> str:
-        value = (self.raw.get(name) or "").strip()
-        if value:
-            return value
-        if default is None:
-            self.problems.append(f"{name} is missing: set it in .env")
-            return ""
-        return default
+    def given(self, s: Setting) -> str:
+        """The text set for `s`, or for its fallback when that is empty ('' when neither is)."""
+        text = (self.raw.get(s.name) or "").strip()
+        if not text and s.fallback:
+            text = (self.raw.get(s.fallback) or "").strip()
+            if text and s.fallback in _FALLBACK_WARNINGS:
+                self.warnings.append(_FALLBACK_WARNINGS[s.fallback])
+        return text
 
-    def boolean(self, name: str, default: bool) -> bool:
-        value = (self.raw.get(name) or "").strip().lower()
-        if not value:
-            return default
-        if value in TRUE_WORDS:
-            return True
-        if value in FALSE_WORDS:
-            return False
-        self.problems.append(f"{name}={self.raw.get(name)!r} is not a yes/no value: use true or false")
-        return default
-
-    def number(self, name: str, default: float, low: float, high: float, whole: bool = True) -> float:
-        text = (self.raw.get(name) or "").strip()
-        if not text:
-            return default
-        kind = "a whole number" if whole else "a number"
+    def read(self, s: Setting) -> Any:
+        """The value of `s`; its default (or '' when required) when it is invalid, the problem noted."""
+        text = self.given(s)
         try:
-            value = int(text) if whole else float(text)
-        except ValueError:
-            self.problems.append(f"{name}={text!r} is not {kind}: expected {kind} from {low:g} to {high:g}")
-            return default
-        if not low <= value <= high:
-            self.problems.append(f"{name}={text!r} is out of range: expected {kind} from {low:g} to {high:g}")
-            return default
-        return value
-
-    def path(self, name: str, default: str) -> Path:
-        return resolve_path((self.raw.get(name) or "").strip() or default)
-
-    def field_list(self, name: str, default: str) -> List[str]:
-        text = (self.raw.get(name) or "").strip() or default
-        items = [f.strip() for f in text.split(",") if f.strip()]
-        if not items:
-            self.problems.append(f"{name} is empty: list AtHoc field names separated by commas")
-        return items
+            value = s.parse(text)
+            return s.check(s, text, value, self.warnings) if s.check else value
+        except ValueError as exc:
+            self.problems.append(str(exc))
+            return DEFAULTS.get(s.attr, "")
 
 
 def _read_environment(env_file: Optional[Path], environ: Mapping[str, str]) -> Dict[str, str]:
@@ -218,9 +348,6 @@ def _read_environment(env_file: Optional[Path], environ: Mapping[str, str]) -> D
         values = dotenv_values(stream=io.StringIO(_env_file_text(env_file)))
         raw.update({k: v for k, v in values.items() if v is not None})
     raw.update(environ)
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
-        if not raw.get(name) and raw.get(name.lower()):
-            raw[name] = raw[name.lower()]
     return raw
 
 
@@ -240,21 +367,8 @@ def _env_file_text(env_file: Path) -> str:
                            f"(Notepad: File, Save as, Encoding UTF-8)"]) from None
 
 
-def _check_server_url(url: str, problems: List[str], warnings: List[str]) -> str:
-    url = url.strip().rstrip("/")
-    if not url:
-        return url
-    lower = url.lower()
-    if not lower.startswith(("https://", "http://")) or len(url.split("://", 1)[1]) == 0:
-        problems.append(f"ATHOC_SERVER_URL={url!r} is not a web address: expected https://your-athoc-server")
-    elif lower.startswith("http://"):
-        host = lower[len("http://"):].split("/")[0].split(":")[0]
-        if host not in ("127.0.0.1", "localhost", "[::1]"):
-            warnings.append(f"ATHOC_SERVER_URL={url} uses plain http: credentials travel unencrypted; use https://")
-    return url
-
-
 def _env_file_warnings(env_file: Optional[Path]) -> List[str]:
+    """A warning when other users may read the .env file (POSIX only)."""
     if env_file is None or os.name != "posix" or not env_file.is_file():
         return []
     mode = env_file.stat().st_mode
@@ -266,73 +380,13 @@ def _env_file_warnings(env_file: Optional[Path]) -> List[str]:
 def load_settings(env_file: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> Settings:
     """Read and validate every setting; raise ConfigError naming each bad or missing one."""
     path = find_env_file(env_file)
-    problems: List[str] = []
     if env_file and (path is None or not path.is_file()):
         raise ConfigError([f"--env-file {env_file}: {'not a file' if Path(env_file).exists() else 'no such file'}"])
-    raw = _read_environment(path, os.environ if environ is None else environ)
-    r = _Reader(raw)
-    warnings: List[str] = []
-
-    api_user = (raw.get("APIUSER") or "").strip()
-    if not api_user and (raw.get("USERNAME") or "").strip():
-        api_user = raw["USERNAME"].strip()
-        warnings.append("APIUSER is not set, so USERNAME is used as the AtHoc service account; "
-                        "Windows sets USERNAME for every process, so set APIUSER in .env instead")
-    if not api_user:
-        r.problems.append("APIUSER is missing: set it to the AtHoc service account in .env")
-
-    settings = Settings(
-        athoc_server_url=_check_server_url(r.text("ATHOC_SERVER_URL"), r.problems, warnings),
-        client_id=r.text("CLIENT_ID"),
-        client_secret=r.text("CLIENT_SECRET"),
-        api_user=api_user,
-        password=r.text("PASSWORD"),
-        org_code=r.text("ORG_CODE"),
-        scope=r.text("SCOPE", "athoc.iws.web.api"),
-        disable_ssl_verify=r.boolean("DISABLE_SSL_VERIFY", False),
-        ssl_cert_path=None,
-        http_proxy=r.text("HTTP_PROXY", ""),
-        https_proxy=r.text("HTTPS_PROXY", ""),
-        no_proxy=r.text("NO_PROXY", ""),
-        http_timeout_seconds=r.number("HTTP_TIMEOUT_SECONDS", 30.0, 1, 300, whole=False),
-        csv_directory=r.path("CSV_DIRECTORY", "../crown_files"),
-        processed_directory=r.path("PROCESSED_DIRECTORY", "../processed_files"),
-        move_processed_files=r.boolean("MOVE_PROCESSED_FILES", False),
-        processed_files_purge_days=int(r.number("PROCESSED_FILES_PURGE_DAYS", 30, 0, 36500)),
-        failed_files_directory=r.path("FAILED_FILES_DIRECTORY", "../failed_files"),
-        max_retry_attempts=int(r.number("MAX_RETRY_ATTEMPTS", 5, 1, 1000)),
-        batch_size=int(r.number("BATCH_SIZE", 10, 1, 10000)),
-        file_settle_seconds=r.number("FILE_SETTLE_SECONDS", 10.0, 0, 3600, whole=False),
-        duty_status_field=r.text("DUTY_STATUS_FIELD", "On-Duty-DTG"),
-        collar_id_field=r.text("COLLAR_ID_FIELD", "Collar-Number"),
-        user_attributes=r.field_list("USER_ATTRIBUTES", "Collar-Number,FIRSTNAME,LASTNAME"),
-        sync_mappings=r.boolean("SYNC_MAPPINGS", True),
-        sync_hour=int(r.number("SYNC_HOUR", 20, 0, 23)),
-        sync_retry_days=int(r.number("SYNC_RETRY_DAYS", 2, 1, 365)),
-        sync_chunk_size=int(r.number("SYNC_CHUNK_SIZE", 1000, 1, 1000)),
-        auto_cleanup_hours=r.number("AUTO_CLEANUP_HOURS", 24.0, 0, 24 * 365, whole=False),
-        cleanup_interval_minutes=r.number("CLEANUP_INTERVAL_MINUTES", 60.0, 0, 24 * 60, whole=False),
-        db_path=r.path("DB_PATH", "bobo_mapping.db"),
-        log_level=r.text("LOG_LEVEL", "INFO").upper(),
-        log_directory=r.path("LOG_DIRECTORY", "../logs"),
-        log_purge_days=int(r.number("LOG_PURGE_DAYS", 10, 0, 3650)),
-        env_file=path,
-    )
-    if settings.log_level not in LOG_LEVELS:
-        r.problems.append(f"LOG_LEVEL={settings.log_level!r} is not a log level: use one of {', '.join(LOG_LEVELS)}")
-        settings.log_level = "INFO"
-    cert = (raw.get("SSL_CERT_PATH") or "").strip()
-    if cert:
-        settings.ssl_cert_path = resolve_path(cert)
-        if not settings.ssl_cert_path.exists():
-            r.problems.append(f"SSL_CERT_PATH={cert!r}: no such file or folder (expected the CA bundle, PEM format)")
-    if settings.disable_ssl_verify:
-        warnings.append("DISABLE_SSL_VERIFY=true: AtHoc's certificate is not checked. Use this on test systems only")
-    warnings.extend(_env_file_warnings(path))
-    settings.warnings = warnings
-    problems.extend(r.problems)
-    if problems:
-        raise ConfigError(problems, str(path) if path else "the environment; no .env file found")
+    reader = _Reader(_read_environment(path, os.environ if environ is None else environ))
+    settings = Settings(**{s.attr: reader.read(s) for s in SETTINGS}, env_file=path)
+    settings.warnings = reader.warnings + _env_file_warnings(path)
+    if reader.problems:
+        raise ConfigError(reader.problems, str(path) if path else "the environment; no .env file found")
     return settings
 
 

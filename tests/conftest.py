@@ -10,21 +10,17 @@ ROOT = Path(__file__).resolve().parent.parent
 BOBOSYNC_DIR = ROOT / "bobosync"
 ENTRY = "bobosync/bobo_processor.py"  # the scheduled entry point, relative to ROOT
 
-# Every setting bobosync reads (the proxy variables in both cases, and the crash-point switch),
-# removed from the inherited environment of a run so that only what a test gives counts.
-SETTING_NAMES = (
-    "ATHOC_SERVER_URL", "CLIENT_ID", "CLIENT_SECRET", "APIUSER", "USERNAME", "PASSWORD", "ORG_CODE", "SCOPE",
-    "DISABLE_SSL_VERIFY", "SSL_CERT_PATH", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy",
-    "no_proxy", "HTTP_TIMEOUT_SECONDS", "CSV_DIRECTORY", "PROCESSED_DIRECTORY", "MOVE_PROCESSED_FILES",
-    "PROCESSED_FILES_PURGE_DAYS", "FAILED_FILES_DIRECTORY", "MAX_RETRY_ATTEMPTS", "BATCH_SIZE",
-    "FILE_SETTLE_SECONDS", "DUTY_STATUS_FIELD", "COLLAR_ID_FIELD", "USER_ATTRIBUTES", "SYNC_MAPPINGS", "SYNC_HOUR",
-    "SYNC_RETRY_DAYS", "SYNC_CHUNK_SIZE", "AUTO_CLEANUP_HOURS", "CLEANUP_INTERVAL_MINUTES", "DB_PATH", "LOG_LEVEL",
-    "LOG_DIRECTORY", "LOG_PURGE_DAYS", "BOBOSYNC_CRASH_AT")
 if str(BOBOSYNC_DIR) not in sys.path:
     sys.path.insert(0, str(BOBOSYNC_DIR))
 
 from athoc_simulator import AtHocSimulator, connection_settings  # noqa: E402
-from config import settings_for_tests  # noqa: E402
+from config import ENVIRONMENT_NAMES, settings_for_tests  # noqa: E402
+from failpoints import ENV_VAR as CRASH_AT  # noqa: E402
+
+# Every variable bobosync reads (each setting and its fallback: USERNAME, the lower-case proxy
+# variables), and the crash-point switch, removed from the inherited environment of a run so that
+# only what a test gives counts.
+SETTING_NAMES = ENVIRONMENT_NAMES + (CRASH_AT,)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from config import BOBOSYNC_DIR, ConfigError, load_settings, resolve_path
+from config import BOBOSYNC_DIR, SETTINGS, ConfigError, Settings, load_settings, resolve_path
 from log_setup import SecretFilter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,42 +17,51 @@ REQUIRED = {"ATHOC_SERVER_URL": "https://athoc.example", "CLIENT_ID": "cid", "CL
             "APIUSER": "svc", "PASSWORD": "pw", "ORG_CODE": "ORG"}
 
 
-def documented_settings() -> set:
-    """Every setting name in the settings table of shared/settings.md (or the known list)."""
-    names = {"ATHOC_SERVER_URL", "CLIENT_ID", "CLIENT_SECRET", "APIUSER", "PASSWORD", "ORG_CODE", "SCOPE",
-             "DISABLE_SSL_VERIFY", "SSL_CERT_PATH", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
-             "HTTP_TIMEOUT_SECONDS", "CSV_DIRECTORY", "PROCESSED_DIRECTORY", "MOVE_PROCESSED_FILES",
-             "PROCESSED_FILES_PURGE_DAYS", "FAILED_FILES_DIRECTORY", "MAX_RETRY_ATTEMPTS", "BATCH_SIZE",
-             "FILE_SETTLE_SECONDS", "DUTY_STATUS_FIELD", "COLLAR_ID_FIELD", "USER_ATTRIBUTES", "SYNC_MAPPINGS",
-             "SYNC_HOUR", "SYNC_RETRY_DAYS", "SYNC_CHUNK_SIZE", "AUTO_CLEANUP_HOURS", "CLEANUP_INTERVAL_MINUTES",
-             "DB_PATH", "LOG_LEVEL", "LOG_DIRECTORY", "LOG_PURGE_DAYS"}
-    if SHARED_SETTINGS.is_file():
-        for row in re.findall(r"^\| ([A-Z_, ]+) \|", SHARED_SETTINGS.read_text(), flags=re.M):
-            names.update(n.strip() for n in row.split(",") if n.strip() and n.strip() != "setting")
-    return names
+def env_safe_values() -> dict:
+    """Every NAME=value line of .env_safe, by name."""
+    return dict(re.findall(r"^([A-Z_]+)=(.*)$", (ROOT / ".env_safe").read_text(encoding="utf-8"), flags=re.M))
+
+
+def documented_defaults() -> dict:
+    """The default column of shared/settings.md's tables, by setting name: None for 'required',
+    '' for '—' ({} when the file is not beside the project)."""
+    if not SHARED_SETTINGS.is_file():
+        return {}
+    defaults = {}
+    rows = re.findall(r"^\| ([A-Z_, ]+) \| ([^|]+) \|", SHARED_SETTINGS.read_text(encoding="utf-8"), flags=re.M)
+    for names, default in rows:
+        default = default.strip()
+        for name in names.split(","):
+            defaults[name.strip()] = None if default == "required" else "" if default == "—" else default.strip("`")
+    return defaults
 
 
 def test_env_safe_documents_every_setting():
-    template = (ROOT / ".env_safe").read_text()
-    assigned = set(re.findall(r"^([A-Z_]+)=", template, flags=re.M))
-    assert documented_settings() <= assigned
+    """.env_safe sets every setting of config.SETTINGS, at its default (anything when required), and no other."""
+    assigned = env_safe_values()
+    assert set(assigned) == {s.name for s in SETTINGS}
+    assert {s.name: assigned[s.name] for s in SETTINGS if not s.required} == \
+        {s.name: s.default for s in SETTINGS if not s.required}
 
 
 def test_defaults_match_settings_md():
-    s = load_settings(environ=REQUIRED)
-    assert (s.scope, s.disable_ssl_verify, s.http_timeout_seconds) == ("athoc.iws.web.api", False, 30)
-    assert s.csv_directory == BOBOSYNC_DIR.parent / "crown_files"
-    assert s.processed_directory == BOBOSYNC_DIR.parent / "processed_files"
-    assert s.failed_files_directory == BOBOSYNC_DIR.parent / "failed_files"
-    assert (s.move_processed_files, s.processed_files_purge_days, s.max_retry_attempts) == (False, 30, 5)
-    assert (s.batch_size, s.file_settle_seconds) == (10, 10)
-    assert (s.duty_status_field, s.collar_id_field) == ("On-Duty-DTG", "Collar-Number")
-    assert s.user_attributes == ["Collar-Number", "FIRSTNAME", "LASTNAME"]
-    assert (s.sync_mappings, s.sync_hour, s.sync_retry_days, s.sync_chunk_size) == (True, 20, 2, 1000)
-    assert (s.auto_cleanup_hours, s.cleanup_interval_minutes) == (24, 60)
-    assert s.db_path == BOBOSYNC_DIR / "bobo_mapping.db"
-    assert (s.log_level, s.log_directory, s.log_purge_days) == ("INFO", BOBOSYNC_DIR.parent / "logs", 10)
+    """config.SETTINGS has settings.md's settings and defaults; an unset setting loads as its default."""
+    documented = documented_defaults()
+    if documented:
+        assert documented == {s.name: None if s.required else s.default for s in SETTINGS}
+    loaded = load_settings(environ=REQUIRED)
+    for s in SETTINGS:
+        if not s.required:
+            assert getattr(loaded, s.attr) == getattr(Settings, s.attr) == s.parse(s.default), s.name
 
+
+
+def test_secrets_are_the_secret_settings_and_proxy_passwords():
+    s = load_settings(environ={**REQUIRED, "HTTPS_PROXY": "http://me:pr0xy-pw@proxy:8080"})
+    assert sorted(s.secrets) == sorted(["csecret", "pw", "pr0xy-pw"])
+    shown = repr(s)
+    assert "pr0xy-pw" not in shown and "https_proxy='http://me:***@proxy:8080'" in shown
+    assert "csecret" not in shown and "client_secret='***'" in shown
 
 def test_every_bad_or_missing_setting_is_named_in_one_message():
     bad = {"ATHOC_SERVER_URL": "athoc.example", "BATCH_SIZE": "ten", "SYNC_HOUR": "24",
