@@ -10,7 +10,7 @@ import io
 import os
 import stat
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 BOBOSYNC_DIR = Path(__file__).resolve().parent
@@ -223,6 +223,42 @@ class Settings:
     env_file: Optional[Path] = None
     warnings: List[str] = []
 
+    if TYPE_CHECKING:  # what the table gives each instance, spelled out for mypy (a test checks they agree)
+        athoc_server_url: str
+        client_id: str
+        client_secret: str
+        api_user: str
+        password: str
+        org_code: str
+        scope: str
+        disable_ssl_verify: bool
+        ssl_cert_path: Optional[Path]
+        http_proxy: str
+        https_proxy: str
+        no_proxy: str
+        http_timeout_seconds: float
+        csv_directory: Path
+        processed_directory: Path
+        move_processed_files: bool
+        processed_files_purge_days: int
+        failed_files_directory: Path
+        max_retry_attempts: int
+        batch_size: int
+        file_settle_seconds: float
+        duty_status_field: str
+        collar_id_field: str
+        user_attributes: List[str]
+        sync_mappings: bool
+        sync_hour: int
+        sync_retry_days: int
+        sync_chunk_size: int
+        auto_cleanup_hours: float
+        cleanup_interval_minutes: float
+        db_path: Path
+        log_level: str
+        log_directory: Path
+        log_purge_days: int
+
     def __init__(self, **values: Any):
         unknown = set(values) - set(self.__annotations__)
         if unknown:
@@ -241,7 +277,7 @@ class Settings:
         return type(self)(**{**self._values(), **changes})
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other._values() == self._values()  # type: ignore[attr-defined]
+        return isinstance(other, Settings) and type(other) is type(self) and other._values() == self._values()
 
     def __repr__(self) -> str:
         shown = self._values()
@@ -390,9 +426,9 @@ def load_settings(env_file: Optional[str] = None, environ: Optional[Mapping[str,
     return settings
 
 
-def settings_for_tests(**overrides: object) -> Settings:
+def settings_for_tests(**overrides: Any) -> Settings:
     """A Settings with placeholder credentials, for the Python API and tests."""
-    base = dict(athoc_server_url="http://127.0.0.1:1", client_id="bobosync", client_secret="secret",
-                api_user="apiuser", password="password", org_code="DEMO")
+    base: Dict[str, Any] = dict(athoc_server_url="http://127.0.0.1:1", client_id="bobosync", client_secret="secret",
+                                api_user="apiuser", password="password", org_code="DEMO")
     base.update(overrides)
-    return Settings(**base)  # type: ignore[arg-type]
+    return Settings(**base)

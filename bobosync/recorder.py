@@ -82,8 +82,8 @@ class Recorder:
                 continue
             errors = problems.get(path, [])
             text = "; ".join(errors + report.rejection_lines())[:4000]
-            log_rows.append((readable_name(path.name), report.rows, report.valid - len(errors), report.rejected_count + len(errors),
-                             text))
+            log_rows.append((readable_name(path.name), report.rows, report.valid - len(errors),
+                             report.rejected_count + len(errors), text))
             if errors:
                 retry.append(path)
                 more = f"; and {len(errors) - SHOWN_IDS} more" if len(errors) > SHOWN_IDS else ""

@@ -199,3 +199,18 @@ def test_a_run_with_nothing_to_do_does_not_import_dataclasses_or_argparse(tmp_pa
     assert result.returncode == 0 and "Nothing to do" in result.stdout, result.stdout + result.stderr
     imported = set(re.findall(r"\|\s*([\w.]+)$", result.stderr, flags=re.M))
     assert not imported & {"dataclasses", "argparse", "requests", "filelock", "logging.handlers", "bobo_csv"}
+
+
+def test_the_types_mypy_sees_are_the_tables():
+    """Settings spells out its attributes for mypy; they must be the table's, with the table's types."""
+    import ast
+    import typing
+    tree = ast.parse((BOBOSYNC_DIR / "config.py").read_text(encoding="utf-8"))
+    settings_class = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Settings")
+    block = next(n for n in settings_class.body if isinstance(n, ast.If) and ast.unparse(n.test) == "TYPE_CHECKING")
+    declared = {n.target.id: ast.unparse(n.annotation) for n in block.body if isinstance(n, ast.AnnAssign)}
+    hints = typing.get_type_hints(Settings)
+    from_table = {s.attr: hints[s.attr] for s in SETTINGS}
+    assert list(declared) == list(from_table)
+    namespace = {"Path": Path, "Optional": typing.Optional, "List": typing.List}
+    assert {k: eval(v, namespace) for k, v in declared.items()} == from_table
