@@ -187,6 +187,7 @@ SETTINGS = (
     Setting("MAX_RETRY_ATTEMPTS", "max_retry_attempts", INT, "5", 1, 1000),
     Setting("BATCH_SIZE", "batch_size", INT, "10", 1, 10000),
     Setting("FILE_SETTLE_SECONDS", "file_settle_seconds", FLOAT, "10", 0, 3600),
+    Setting("FUTURE_TOLERANCE_MINUTES", "future_tolerance_minutes", FLOAT, "10", 5, 60),
     # AtHoc fields and user mapping
     Setting("DUTY_STATUS_FIELD", "duty_status_field", TEXT, "On-Duty-DTG"),
     Setting("COLLAR_ID_FIELD", "collar_id_field", TEXT, "Collar-Number"),
@@ -195,6 +196,8 @@ SETTINGS = (
     Setting("SYNC_HOUR", "sync_hour", INT, "20", 0, 23),
     Setting("SYNC_RETRY_DAYS", "sync_retry_days", INT, "2", 1, 365),
     Setting("SYNC_CHUNK_SIZE", "sync_chunk_size", INT, "1000", 1, 1000),
+    Setting("UNMAPPED_LOOKUP_MINUTES", "unmapped_lookup_minutes", FLOAT, "30", 1, 24 * 60),
+    Setting("PENDING_EXPIRY_DAYS", "pending_expiry_days", INT, "7", 1, 365),
     Setting("AUTO_CLEANUP_HOURS", "auto_cleanup_hours", FLOAT, "24", 0, 24 * 365),
     Setting("CLEANUP_INTERVAL_MINUTES", "cleanup_interval_minutes", FLOAT, "60", 0, 24 * 60),
     # Storage and logs
@@ -245,6 +248,7 @@ class Settings:
         max_retry_attempts: int
         batch_size: int
         file_settle_seconds: float
+        future_tolerance_minutes: float
         duty_status_field: str
         collar_id_field: str
         user_attributes: List[str]
@@ -252,6 +256,8 @@ class Settings:
         sync_hour: int
         sync_retry_days: int
         sync_chunk_size: int
+        unmapped_lookup_minutes: float
+        pending_expiry_days: int
         auto_cleanup_hours: float
         cleanup_interval_minutes: float
         db_path: Path
@@ -421,9 +427,34 @@ def load_settings(env_file: Optional[str] = None, environ: Optional[Mapping[str,
     reader = _Reader(_read_environment(path, os.environ if environ is None else environ))
     settings = Settings(**{s.attr: reader.read(s) for s in SETTINGS}, env_file=path)
     settings.warnings = reader.warnings + _env_file_warnings(path)
+    reader.problems.extend(overlapping_folders(settings))
     if reader.problems:
         raise ConfigError(reader.problems, str(path) if path else "the environment; no .env file found")
     return settings
+
+
+FOLDERS = (("CSV_DIRECTORY", "csv_directory"), ("PROCESSED_DIRECTORY", "processed_directory"),
+           ("FAILED_FILES_DIRECTORY", "failed_files_directory"))
+
+
+def overlapping_folders(settings: Settings) -> List[str]:
+    """A problem for each two of the CSV, processed and failed folders that are the same or one inside the
+    other (after resolving links): a run would re-read its own output, or the purge delete what it must keep."""
+    real = [(name, os.path.normcase(os.path.realpath(getattr(settings, attr)))) for name, attr in FOLDERS]
+    problems = []
+    for i, (name, path) in enumerate(real):
+        for other, other_path in real[i + 1:]:
+            if path == other_path:
+                problems.append(f"{name} and {other} are the same folder ({path}): give each its own folder")
+            elif _inside(path, other_path) or _inside(other_path, path):
+                inner, outer = (name, other) if _inside(path, other_path) else (other, name)
+                problems.append(f"{inner} is inside {outer} ({path} and {other_path}): give each its own folder, "
+                                f"side by side")
+    return problems
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def settings_for_tests(**overrides: Any) -> Settings:

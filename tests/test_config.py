@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from config import BOBOSYNC_DIR, SETTINGS, ConfigError, Settings, load_settings, resolve_path
+from config import BOBOSYNC_DIR, ENVIRONMENT_NAMES, SETTINGS, ConfigError, Settings, load_settings, resolve_path
 from log_setup import SecretFilter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,10 +45,12 @@ def test_env_safe_documents_every_setting():
 
 
 def test_defaults_match_settings_md():
-    """config.SETTINGS has settings.md's settings and defaults; an unset setting loads as its default."""
+    """config.SETTINGS has settings.md's settings and defaults (and the settings added since, each in
+    .env_safe); an unset setting loads as its default."""
     documented = documented_defaults()
+    table = {s.name: None if s.required else s.default for s in SETTINGS}
     if documented:
-        assert documented == {s.name: None if s.required else s.default for s in SETTINGS}
+        assert {name: table.get(name, "(not in the table)") for name in documented} == documented
     loaded = load_settings(environ=REQUIRED)
     for s in SETTINGS:
         if not s.required:
@@ -191,9 +193,10 @@ def test_settings_behave_as_the_dataclass_they_were():
 
 def test_a_run_with_nothing_to_do_does_not_import_dataclasses_or_argparse(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in REQUIRED}
-    env.update(REQUIRED, CSV_DIRECTORY=str(tmp_path), DB_PATH=str(tmp_path / "x.db"), SYNC_MAPPINGS="false",
+    env.update(REQUIRED, CSV_DIRECTORY=str(tmp_path / "in"), DB_PATH=str(tmp_path / "x.db"), SYNC_MAPPINGS="false",
                AUTO_CLEANUP_HOURS="0", LOG_DIRECTORY=str(tmp_path / "logs"),
                PROCESSED_DIRECTORY=str(tmp_path / "p"), FAILED_FILES_DIRECTORY=str(tmp_path / "f"))
+    (tmp_path / "in").mkdir()
     result = subprocess.run([sys.executable, "-X", "importtime", str(BOBOSYNC_DIR / "bobo_processor.py")], env=env,
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "Nothing to do" in result.stdout, result.stdout + result.stderr
@@ -214,3 +217,42 @@ def test_the_types_mypy_sees_are_the_tables():
     assert list(declared) == list(from_table)
     namespace = {"Path": Path, "Optional": typing.Optional, "List": typing.List}
     assert {k: eval(v, namespace) for k, v in declared.items()} == from_table
+
+
+@pytest.mark.parametrize("csv, processed, failed, named", [
+    ("in", "in", "failed", ("CSV_DIRECTORY", "PROCESSED_DIRECTORY")),
+    ("in", "done", "done", ("PROCESSED_DIRECTORY", "FAILED_FILES_DIRECTORY")),
+    ("in", "in/done", "failed", ("PROCESSED_DIRECTORY", "CSV_DIRECTORY")),
+    ("in/sub", "in/../in/sub", "failed", ("CSV_DIRECTORY", "PROCESSED_DIRECTORY")),
+    ("link-to-in", "in", "failed", ("CSV_DIRECTORY", "PROCESSED_DIRECTORY")),
+], ids=["csv=processed", "processed=failed", "processed-inside-csv", "same-after-dots", "same-through-a-link"])
+def test_overlapping_folders_are_a_configuration_error_naming_both(tmp_path, csv, processed, failed, named):
+    """Rule: any two of the CSV, processed and failed folders that are the same, or one inside another, are a
+    configuration error naming both settings (after resolving relative paths and links)."""
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    if csv.startswith("link"):
+        if os.name == "nt":
+            pytest.skip("needs a symbolic link, which Windows allows only to administrators")
+        (tmp_path / csv).symlink_to(tmp_path / "in", target_is_directory=True)
+    env = {**REQUIRED, "CSV_DIRECTORY": str(tmp_path / csv), "PROCESSED_DIRECTORY": str(tmp_path / processed),
+           "FAILED_FILES_DIRECTORY": str(tmp_path / failed)}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ=env)
+    problem = next(p for p in caught.value.problems if "folder" in p)
+    assert named[0] in problem and named[1] in problem
+
+
+def test_overlapping_folders_stop_a_run_a_check_and_a_dry_run_with_exit_2(tmp_path):
+    """Runs, --check and --dry-run alike refuse overlapping folders, before touching any file."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_text("BON,10001,P1,20241001,070000,20241001070000,1,,,\n")
+    env = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT_NAMES}
+    env.update(REQUIRED, CSV_DIRECTORY=str(tmp_path / "in"), PROCESSED_DIRECTORY=str(tmp_path / "in"),
+               LOG_DIRECTORY=str(tmp_path / "logs"), DB_PATH=str(tmp_path / "x.db"))
+    for args in ([], ["--check"], ["--dry-run"]):
+        result = subprocess.run([sys.executable, str(BOBOSYNC_DIR / "bobo_processor.py"), *args], env=env,
+                                cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert "PROCESSED_DIRECTORY" in result.stdout + result.stderr
+        assert "Traceback" not in result.stdout + result.stderr
+    assert os.listdir(tmp_path / "in") == ["a.csv"]
