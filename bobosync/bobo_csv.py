@@ -139,11 +139,6 @@ class BOBOEntry:
     line: int = 0
 
     @property
-    def order_key(self) -> Tuple[str, str]:
-        """What decides which of two events of one employee is newer, across runs."""
-        return self.event_time, self.record_created
-
-    @property
     def athoc_value(self) -> str:
         """The duty field's value: 'dd/MM/yyyy HH:mm:ss' for a book-on, '' for a book-off."""
         return duty_value(self.event_time) if self.on_duty else ""
@@ -324,6 +319,7 @@ class CsvFile:
     max_kept_rejections: int = 50
     size: int = -1  # bytes read and their SHA-256, once events() has read the whole file
     sha256: str = ""
+    not_after: str = ""  # YYYYMMDDHHMMSS: a later clocking time is a bad row (a wrong clock, a typo)
 
     @property
     def is_bad(self) -> bool:
@@ -373,6 +369,9 @@ class CsvFile:
             except RowError as exc:
                 self._reject(line, str(exc))
                 continue
+            if self.not_after and entry.event_time > self.not_after:
+                self._reject(line, _future_reason(entry))
+                continue
             self.valid += 1
             yield entry
 
@@ -383,6 +382,12 @@ class CsvFile:
         if self.rejected_count > len(self.rejected):
             lines.append(f"{name}: and {self.rejected_count - len(self.rejected)} more rejected rows")
         return lines
+
+
+def _future_reason(entry: BOBOEntry) -> str:
+    t = entry.event_time
+    return (f"employee {entry.employee_id}: clocking time {t[:4]}-{t[4:6]}-{t[6:8]} {t[8:10]}:{t[10:12]}:{t[12:]} "
+            f"is ahead of this server's clock by more than FUTURE_TOLERANCE_MINUTES (a terminal's clock, or a typo)")
 
 
 def parse_csv_file(path: Path) -> Tuple[List[BOBOEntry], CsvFile]:

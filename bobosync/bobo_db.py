@@ -16,7 +16,8 @@ from schedule import stamp
 
 log = logging.getLogger("bobosync.db")
 
-SCHEMA_VERSION = 2  # 2: run_state timestamps all 'YYYY-MM-DD HH:MM:SS' (1 wrote some with a 'T')
+SCHEMA_VERSION = 3  # 2: run_state timestamps all 'YYYY-MM-DD HH:MM:SS' (1 wrote some with a 'T');
+# 3: duty_state keeps the whole order of the event applied (file order and line, for ties)
 USER_MAPPING = "user_mapping"
 BUSY_TIMEOUT_SECONDS = 15
 
@@ -54,7 +55,9 @@ CREATE TABLE IF NOT EXISTS duty_state (
     athoc_value TEXT NOT NULL,
     username TEXT,
     source_file TEXT,
-    applied_at TIMESTAMP
+    applied_at TIMESTAMP,
+    file_order TEXT NOT NULL DEFAULT '',
+    line INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS file_attempts (
     filename TEXT PRIMARY KEY,
@@ -116,7 +119,8 @@ class ProcessedFile(NamedTuple):
 class BatchRecord(NamedTuple):
     """Everything one batch writes, committed in one transaction after AtHoc answered."""
 
-    applied: List[Tuple[str, str, str, int, str, str, str]]  # employee, event, created, on, value, login, file
+    applied: List[Tuple[str, str, str, int, str, str, str, str, int]]  # employee, event, created, on, value,
+    # login, file, file order, line
     gone_employees: List[str]
     failed_files: Dict[str, str]  # filename -> reason (attempts go up)
     finished_files: List[ProcessedFile]  # done: attempts cleared, remembered
@@ -171,6 +175,11 @@ class BOBODatabase:
         if version < 2:
             self.conn.execute("UPDATE run_state SET value = replace(value, 'T', ' ') "
                               "WHERE value GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:*'")
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(duty_state)")}
+        if "file_order" not in columns:
+            self.conn.execute("ALTER TABLE duty_state ADD COLUMN file_order TEXT NOT NULL DEFAULT ''")
+        if "line" not in columns:
+            self.conn.execute("ALTER TABLE duty_state ADD COLUMN line INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self.conn.close()
@@ -234,10 +243,21 @@ class BOBODatabase:
 
     # --- duty state ---
 
-    def duty_states(self) -> Dict[str, Tuple[str, str]]:
-        """employee id -> (event_time, record_created) of the last event applied, in one query."""
-        return {e: (t, c) for e, t, c in
-                self.conn.execute("SELECT employee_id, event_time, record_created FROM duty_state")}
+    def duty_states(self) -> Dict[str, Tuple[str, str, str, int]]:
+        """employee id -> the order key (event time, record created, file order, line) of the last event
+        applied, in one query."""
+        return {e: (t, c, f, n) for e, t, c, f, n in self.conn.execute(
+            "SELECT employee_id, event_time, record_created, file_order, line FROM duty_state")}
+
+    def states_after(self, event_time: str) -> List[Tuple[str, str, int, Optional[str]]]:
+        """(employee id, event time, on duty, LOGIN_ID) of every duty state later than `event_time`."""
+        return self.conn.execute("SELECT employee_id, event_time, on_duty, username FROM duty_state "
+                                 "WHERE event_time > ? ORDER BY employee_id", (event_time,)).fetchall()
+
+    def forget_states(self, employee_ids: Iterable[str]) -> None:
+        """Drop these duty states: the next event of each person is applied, whatever its time."""
+        with self.conn:
+            self.conn.executemany("DELETE FROM duty_state WHERE employee_id = ?", ((e,) for e in employee_ids))
 
     def record_cleared(self, logins: Sequence[str], now: datetime) -> int:
         """Mark users cleared by the cleanup as off duty (their last event's time is kept)."""
@@ -275,7 +295,7 @@ class BOBODatabase:
         with self.conn:
             self.conn.executemany(
                 "INSERT OR REPLACE INTO duty_state (employee_id, event_time, record_created, on_duty, athoc_value,"
-                " username, source_file, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " username, source_file, file_order, line, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (row + (stamp,) for row in record.applied))
             self.conn.executemany("DELETE FROM worker_mapping WHERE employee_id = ?",
                                   ((e,) for e in record.gone_employees))

@@ -39,6 +39,9 @@ def build_parser() -> "argparse.ArgumentParser":
                       help="preflight for a new site: settings, folders, DNS, TCP, TLS, proxy, token, users")
     mode.add_argument("--status", action="store_true",
                       help="files waiting, retrying and failed, last sync and run; local only, no network")
+    mode.add_argument("--clear-future", action="store_true",
+                      help="forget duty states dated ahead of the clock (a wrong terminal clock or a typo that an "
+                           "older bobosync accepted) and clear their duty field in AtHoc; --status lists them")
     mode.add_argument("--demo", action="store_true",
                       help="rehearse one run against a built-in AtHoc simulator; needs no AtHoc and no .env")
     parser.add_argument("--json", action="store_true", help="with --status: print JSON")
@@ -47,8 +50,8 @@ def build_parser() -> "argparse.ArgumentParser":
 
 
 # What build_parser() makes of no option at all: the scheduled run, which need not import argparse.
-SCHEDULED_RUN = dict(dry_run=False, sync_mappings=False, check=False, status=False, demo=False, json=False,
-                     env_file=None)
+SCHEDULED_RUN = dict(dry_run=False, sync_mappings=False, check=False, status=False, clear_future=False, demo=False,
+                     json=False, env_file=None)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> Any:
@@ -94,6 +97,8 @@ def _run_mode(args: Any, settings: Settings) -> int:
             return run_locked(settings, BOBOProcessor.dry_run)
         if args.sync_mappings:
             return run_locked(settings, lambda p: EXIT_OK if p.sync_worker_mappings() else EXIT_RETRY)
+        if args.clear_future:
+            return run_locked(settings, BOBOProcessor.clear_future_states)
         return run_locked(settings, BOBOProcessor.run)
     except DatabaseError as exc:
         log.error("%s", exc)

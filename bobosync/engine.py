@@ -103,7 +103,9 @@ class BOBOProcessor:
     def plan_file_batch(self, files: Sequence[Path], result: BatchResult) -> "BatchPlan":
         """Read the files and decide what to send: each person's newest event, if newer and mapped."""
         from planner import plan_updates, read_batch
-        winners, reports = read_batch(files, result)
+        tolerance = timedelta(minutes=self.settings.future_tolerance_minutes)
+        not_after = (self.clock() + tolerance).strftime("%Y%m%d%H%M%S")
+        winners, reports = read_batch(files, result, self.inbox.order_of, not_after)
         crash_point("after_parse")
         return plan_updates(winners, reports, self.db, self.settings, result)
 
@@ -148,6 +150,34 @@ class BOBOProcessor:
         removed = self.inbox.purge_processed(now)
         self.db.set_state("last_purge", stamp(now))
         return removed
+
+    def clear_future_states(self) -> int:
+        """--clear-future: forget duty states dated ahead of the clock (accepted before such rows were rejected),
+        and clear the duty field of those that were book-ons, so each person's next real event applies."""
+        from athoc_types import AtHocError
+        limit = (self.clock() + timedelta(minutes=self.settings.future_tolerance_minutes)).strftime("%Y%m%d%H%M%S")
+        ahead = self.db.states_after(limit)
+        if not ahead:
+            print("No duty state is ahead of the clock: nothing to clear.")
+            return EXIT_OK
+        on_duty = {login: "" for _, _, on, login in ahead if on and login}
+        if on_duty:
+            try:
+                outcomes = self.link.client.batch_update_duty_status(on_duty, self.settings.duty_status_field)
+            except AtHocError as exc:
+                self.link.failed("Clearing the duty field of people dated ahead of the clock failed", exc)
+                return EXIT_RETRY
+            refused = [login for login, outcome in outcomes.items() if not outcome.ok]
+            if refused:
+                log.error("AtHoc did not clear %s for %s; run --clear-future again", self.settings.duty_status_field,
+                          ", ".join(sorted(refused)))
+                return EXIT_RETRY
+        self.db.forget_states([employee for employee, _, _, _ in ahead])
+        for employee, event_time, on, login in ahead:
+            cleared = f"; {self.settings.duty_status_field} cleared in AtHoc" if on and login else ""
+            log.warning("Cleared the duty state of %s (%s), dated %s, ahead of the clock%s", employee,
+                        login or "unmapped", event_time, cleared)
+        return EXIT_OK
 
     def check_folders(self) -> List[str]:
         """Problems with the folders a run needs; the processed and failed folders are created."""

@@ -86,6 +86,7 @@ class Inbox:
         now = time.time()
         found: List[Tuple[float, str, Path]] = []
         not_files: List[str] = []
+        ahead: List[str] = []
         self.settling = 0
         with os.scandir(s.csv_directory) as entries:
             for item in entries:
@@ -98,7 +99,9 @@ class Inbox:
                     st = item.stat()
                 except OSError:
                     continue  # gone since the listing
-                if now - st.st_mtime < s.file_settle_seconds:
+                if st.st_mtime - now > s.future_tolerance_minutes * 60:
+                    ahead.append(item.name)  # a share's clock, or this server's set back: waiting would be forever
+                elif now - st.st_mtime < s.file_settle_seconds:
                     self.settling += 1
                     continue
                 path = Path(item.path)
@@ -106,6 +109,10 @@ class Inbox:
                 found.append((st.st_mtime, item.name, path))
         found.sort()
         self._report_listing(not_files)
+        if ahead:
+            log.warning("%d file(s) in %s have a modification time more than FUTURE_TOLERANCE_MINUTES in the future "
+                        "(the share's clock or this server's is off): read as settled: %s", len(ahead),
+                        s.csv_directory, ", ".join(readable_name(n) for n in sorted(ahead)))
         return [path for _, _, path in found]
 
     def _report_listing(self, not_files: List[str]) -> None:
@@ -124,6 +131,11 @@ class Inbox:
         same_size = [k for k in known if k.size == st.st_size]
         return bool(same_size) and (any(k.mtime_ns == st.st_mtime_ns for k in same_size)
                                     or file_sha256(path) in {k.sha256 for k in same_size})
+
+    def order_of(self, path: Path) -> str:
+        """A file's place in the order of events with equal times: modification time, then name."""
+        st = self._stats.get(path)
+        return f"{st.st_mtime_ns if st else 0:020d} {readable_name(path.name)}"
 
     def identity(self, path: Path, size: int, sha256: str) -> ProcessedFile:
         """What the database remembers of a confirmed file: the bytes that were read and sent."""

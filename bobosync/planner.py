@@ -5,7 +5,7 @@ person is mapped to an AtHoc user; older events are stale, unmapped ones are rep
 """
 import logging
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 from bobo_csv import BOBOEntry, CsvFile, supersedes
 from bobo_db import BOBODatabase
@@ -14,7 +14,9 @@ from results import BatchResult, shorten
 
 log = logging.getLogger("bobosync")
 
-OrderKey = Tuple[str, str, int, int]  # event time, record created, file's place in the batch, line
+# event time, record created, file order (modification time, then name: the same whichever batch or run reads
+# the file), line: one total order of events, so the same files give the same result in any batching
+OrderKey = Tuple[str, str, str, int]
 
 
 class Winner:
@@ -35,15 +37,18 @@ class BatchPlan:
         self.sources: Dict[str, Winner] = {}
 
 
-def read_batch(files: Sequence[Path], result: BatchResult) -> Tuple[Dict[str, Winner], List[Tuple[Path, CsvFile]]]:
-    """Stream every file, keeping only each employee's newest event; unreadable files are left out."""
+def read_batch(files: Sequence[Path], result: BatchResult, file_order: Callable[[Path], str], not_after: str
+               ) -> Tuple[Dict[str, Winner], List[Tuple[Path, CsvFile]]]:
+    """Stream every file, keeping only each employee's newest event; unreadable files are left out.
+    Events later than `not_after` (YYYYMMDDHHMMSS) are rejected rows."""
     winners: Dict[str, Winner] = {}
     reports: List[Tuple[Path, CsvFile]] = []
-    for index, path in enumerate(files):
-        report = CsvFile(path)
+    for path in files:
+        report = CsvFile(path, not_after=not_after)
+        order = file_order(path)
         try:
             for entry in report.events():
-                key = (entry.event_time, entry.record_created, index, entry.line)
+                key = (entry.event_time, entry.record_created, order, entry.line)
                 best = winners.get(entry.employee_id)
                 if best is None or supersedes(key, best.key):
                     winners[entry.employee_id] = Winner(entry, key, path)
@@ -74,7 +79,7 @@ def plan_updates(winners: Dict[str, Winner], reports: List[Tuple[Path, CsvFile]]
     unmapped: List[str] = []
     for eid, winner in winners.items():
         applied = states.get(eid)
-        if applied is not None and not supersedes(winner.entry.order_key, applied):
+        if applied is not None and not supersedes(winner.key, applied):
             result.stale += 1
             continue
         login = mappings.get(eid)

@@ -20,7 +20,8 @@ from results import SHOWN_IDS, BatchResult
 
 log = logging.getLogger("bobosync")
 
-AppliedRow = Tuple[str, str, str, int, str, str, str]  # employee, event, created, on duty, value, login, file
+AppliedRow = Tuple[str, str, str, int, str, str, str, str, int]  # employee, event, created, on duty, value,
+# login, file, file order, line
 LogRow = Tuple[str, int, int, int, str]  # filename, entries, successes, errors, errors text
 FileSort = Tuple[List[Tuple[Path, str]], List[Path], List[Tuple[Path, ProcessedFile]], List[LogRow]]
 
@@ -57,7 +58,7 @@ class Recorder:
             entry = winner.entry
             if outcome.status == "ok":
                 applied.append((entry.employee_id, entry.event_time, entry.record_created, int(entry.on_duty),
-                                entry.athoc_value, login, entry.source_file))
+                                entry.athoc_value, login, entry.source_file, winner.key[2], entry.line))
                 if debug:
                     log.debug("%s (%s) set to %r from %s:%d", login, entry.employee_id, entry.athoc_value,
                               entry.source_file, entry.line)

@@ -40,7 +40,7 @@ def _age(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-def _read_db(path: Path) -> Optional[Dict[str, Any]]:
+def _read_db(path: Path, future: str = "99999999999999") -> Optional[Dict[str, Any]]:
     """The database's view, opened read-only so --status never creates or changes it."""
     if not path.is_file():
         return None
@@ -81,15 +81,27 @@ def _read_db(path: Path) -> Optional[Dict[str, Any]]:
             "last_athoc_update": state("last_athoc_update"),
             "last_cleanup": state("last_cleanup"),
             "on_duty": one("SELECT COUNT(*) FROM duty_state WHERE on_duty = 1", 0),
+            "ahead_of_the_clock": [e for (e,) in _rows(conn, "SELECT employee_id FROM duty_state WHERE event_time > ? "
+                                                            "ORDER BY employee_id", (future,))],
             "retrying": retrying,
         }
     finally:
         conn.close()
 
 
+def _rows(conn: sqlite3.Connection, sql: str, params: tuple = ()) -> List[tuple]:
+    try:
+        return conn.execute(sql, params).fetchall()
+    except sqlite3.OperationalError as exc:
+        if _no_table(exc):
+            return []
+        raise
+
+
 def collect_status(settings: Settings) -> Dict[str, Any]:
     """Everything --status reports, as a dict (also the --json output)."""
     now = time.time()
+    future = time.strftime("%Y%m%d%H%M%S", time.localtime(now + settings.future_tolerance_minutes * 60))
     mtimes = _csv_mtimes(settings.csv_directory)
     status: Dict[str, Any] = {
         "csv_directory": str(settings.csv_directory),
@@ -104,7 +116,7 @@ def collect_status(settings: Settings) -> Dict[str, Any]:
         status["database_error"] = NOT_A_FILE
         return status
     try:
-        db = _read_db(settings.db_path)
+        db = _read_db(settings.db_path, future)
     except sqlite3.Error as exc:  # locked for long, damaged, unreadable
         status["database_error"] = str(exc)
         return status
@@ -143,6 +155,12 @@ def format_status(status: Dict[str, Any]) -> str:
     lines.append(f"Last AtHoc update:   {status['last_athoc_update'] or 'never'}")
     lines.append(f"Last cleanup:        {status['last_cleanup'] or 'never'}")
     lines.append(f"On duty (our records): {status['on_duty']}")
+    ahead = status["ahead_of_the_clock"]
+    if ahead:
+        shown = ", ".join(ahead[:20]) + (f" and {len(ahead) - 20} more" if len(ahead) > 20 else "")
+        lines.append(f"Ahead of the clock:  {len(ahead)} person(s) whose last event applied is in the future "
+                     f"(a wrong terminal clock or a typo, accepted before bobosync rejected such rows): {shown}. "
+                     f"Every later real event of theirs is stale until you run --clear-future")
     return "\n".join(lines)
 
 

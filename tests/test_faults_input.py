@@ -111,23 +111,26 @@ def test_property_any_bytes_never_crash_the_run_nor_lose_a_valid_row(content):
 
 
 def expected_after_runs(runs: Sequence[Sequence[Sequence[Ev]]]
-                        ) -> Tuple[Dict[str, Tuple[Tuple[str, str], str]], List[str]]:
-    """The rule of bobo-csv.md, computed on its own: in each run (one batch) the newest event per
-    employee wins (ties: later record created, later file, later row); it is applied only when newer
-    than the event applied before, else it is stale. Returns what is applied, and to whom each run
-    sent a record."""
-    applied: Dict[str, Tuple[Tuple[str, str], str]] = {}
+                        ) -> Tuple[Dict[str, Tuple[Tuple[str, str, int, int], str]], List[str]]:
+    """The rule of "which event wins", computed on its own: one total order of events (clocking time,
+    record created, then the file's place in the order files were written, then the row), the same
+    whichever run reads a file; in each run the newest event per employee wins, and it is applied only
+    when it comes after the event applied before, else it is stale. Returns what is applied, and to whom
+    each run sent a record."""
+    applied: Dict[str, Tuple[Tuple[str, str, int, int], str]] = {}
     sends: List[str] = []
+    order = 0
     for files in runs:
         best: Dict[str, Tuple[Tuple[str, str, int, int], str]] = {}
-        for order, events in enumerate(files):
+        for events in files:
+            order += 1
             for row, ev in enumerate(events):
                 key = (ev.stamp, ev.created, order, row)
                 if ev.norm not in best or key > best[ev.norm][0]:
                     best[ev.norm] = (key, ev.value)
         for norm, (key, value) in best.items():
-            if norm not in applied or key[:2] > applied[norm][0]:
-                applied[norm] = (key[:2], value)
+            if norm not in applied or key > applied[norm][0]:
+                applied[norm] = (key, value)
                 sends.append(norm)
     return applied, sends
 
