@@ -328,6 +328,12 @@ class AtHocClient:
                 f"(users changed during the listing, or pages overlapped): the listing is incomplete")
         return users
 
+    def find_users_by_field(self, field: str, values: Sequence[str], fields: Sequence[str]
+                            ) -> Dict[str, Dict[str, Any]]:
+        """Users whose `field` equals one of `values` (one criteria query), with `fields`, keyed by LOGIN_ID."""
+        criteria = " or ".join(criteria_eq(field, value) for value in values)
+        return self.search_users(criteria, fields)
+
     def sample_users(self, fields: Sequence[str], limit: int = 100) -> Tuple[List[Dict[str, Any]], Optional[int]]:
         """One page of users with `fields`, and TotalUsers: a cheap look for --check."""
         data = self._call("GET", f"{self._users_path}/search/basic", "user search",

@@ -73,6 +73,18 @@ CREATE TABLE IF NOT EXISTS processed_files (
     processed_at TIMESTAMP,
     PRIMARY KEY (filename, size, sha256)
 );
+CREATE TABLE IF NOT EXISTS pending_events (
+    employee_id TEXT PRIMARY KEY,
+    event_time TEXT NOT NULL,
+    record_created TEXT NOT NULL DEFAULT '',
+    file_order TEXT NOT NULL DEFAULT '',
+    line INTEGER NOT NULL DEFAULT 0,
+    on_duty INTEGER NOT NULL,
+    athoc_value TEXT NOT NULL,
+    source_file TEXT,
+    first_seen TIMESTAMP NOT NULL,
+    last_lookup TIMESTAMP
+);
 CREATE TABLE IF NOT EXISTS run_state (
     key TEXT PRIMARY KEY,
     value TEXT
@@ -116,6 +128,23 @@ class ProcessedFile(NamedTuple):
     sha256: str
 
 
+class PendingEvent(NamedTuple):
+    """The newest event of an employee number no AtHoc user holds yet, kept until one does."""
+
+    employee_id: str
+    event_time: str
+    record_created: str
+    file_order: str
+    line: int
+    on_duty: int
+    athoc_value: str
+    source_file: str
+
+    @property
+    def key(self) -> Tuple[str, str, str, int]:
+        return self.event_time, self.record_created, self.file_order, self.line
+
+
 class BatchRecord(NamedTuple):
     """Everything one batch writes, committed in one transaction after AtHoc answered."""
 
@@ -125,6 +154,9 @@ class BatchRecord(NamedTuple):
     failed_files: Dict[str, str]  # filename -> reason (attempts go up)
     finished_files: List[ProcessedFile]  # done: attempts cleared, remembered
     log_rows: List[Tuple[str, int, int, int, str]]  # filename, entries, successes, errors, errors text
+    pending: List[PendingEvent] = []  # events of unmapped people, kept until a user holds their number
+    # (employee, event order key) applied: a pending event of theirs that is not later is superseded
+    pending_done: List[Tuple[str, Tuple[str, str, str, int]]] = []
 
 
 def _now_text(now: datetime) -> str:
@@ -268,6 +300,62 @@ class BOBODatabase:
                 "WHERE username = ?", ((stamp, login) for login in logins))
         return cur.rowcount
 
+    # --- pending events ---
+
+    def _keep_pending(self, events: Iterable[PendingEvent], stamp: str) -> None:
+        """Keep each event unless a later one of the same employee is already pending."""
+        for ev in events:
+            current = self.conn.execute("SELECT event_time, record_created, file_order, line FROM pending_events "
+                                        "WHERE employee_id = ?", (ev.employee_id,)).fetchone()
+            if current is not None and tuple(current) >= ev.key:
+                continue
+            self.conn.execute(
+                "INSERT OR REPLACE INTO pending_events (employee_id, event_time, record_created, file_order, line, "
+                "on_duty, athoc_value, source_file, first_seen, last_lookup) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+                "COALESCE((SELECT first_seen FROM pending_events WHERE employee_id = ?), ?), "
+                "(SELECT last_lookup FROM pending_events WHERE employee_id = ?))",
+                (*ev, ev.employee_id, stamp, ev.employee_id))
+
+    def pending_count(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM pending_events").fetchone()[0]
+
+    def pending_events(self) -> Dict[str, PendingEvent]:
+        """employee id -> the pending event."""
+        return {row[0]: PendingEvent(*row) for row in self.conn.execute(
+            "SELECT employee_id, event_time, record_created, file_order, line, on_duty, athoc_value, source_file "
+            "FROM pending_events")}
+
+    def pending_due_for_lookup(self, before: datetime) -> List[str]:
+        """Pending employee numbers not looked up in AtHoc since `before`."""
+        return [e for (e,) in self.conn.execute(
+            "SELECT employee_id FROM pending_events WHERE last_lookup IS NULL OR last_lookup < ? "
+            "ORDER BY employee_id", (_now_text(before),))]
+
+    def mark_looked_up(self, employee_ids: Iterable[str], now: datetime) -> None:
+        with self.conn:
+            self.conn.executemany("UPDATE pending_events SET last_lookup = ? WHERE employee_id = ?",
+                                  ((_now_text(now), e) for e in employee_ids))
+
+    def expire_pending(self, first_seen_before: datetime) -> List[Tuple[str, str, str]]:
+        """Drop pending events first seen before the cutoff; (employee, event time, file) of each dropped."""
+        cutoff = _now_text(first_seen_before)
+        with self.conn:
+            expired = self.conn.execute("SELECT employee_id, event_time, source_file FROM pending_events "
+                                        "WHERE first_seen < ? ORDER BY employee_id", (cutoff,)).fetchall()
+            self.conn.execute("DELETE FROM pending_events WHERE first_seen < ?", (cutoff,))
+        return [tuple(row) for row in expired]
+
+    def drop_pending(self, employee_ids: Iterable[str]) -> None:
+        with self.conn:
+            self.conn.executemany("DELETE FROM pending_events WHERE employee_id = ?", ((e,) for e in employee_ids))
+
+    def add_mappings(self, rows: Iterable[Tuple[str, str, str]], now: datetime) -> None:
+        """Add mappings found by a look-up between two syncs (the next sync replaces them all)."""
+        with self.conn:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO worker_mapping (employee_id, username, collar_id, last_updated) "
+                "VALUES (?, ?, ?, ?)", ((e, u, c, _now_text(now)) for e, u, c in rows))
+
     # --- files ---
 
     def file_attempts(self) -> Dict[str, int]:
@@ -299,6 +387,10 @@ class BOBODatabase:
                 (row + (stamp,) for row in record.applied))
             self.conn.executemany("DELETE FROM worker_mapping WHERE employee_id = ?",
                                   ((e,) for e in record.gone_employees))
+            self._keep_pending(record.pending, stamp)
+            self.conn.executemany("DELETE FROM pending_events WHERE employee_id = ? AND "
+                                  "(event_time, record_created, file_order, line) <= (?, ?, ?, ?)",
+                                  ((e, *key) for e, key in record.pending_done))
             for name, reason in record.failed_files.items():
                 self.conn.execute(
                     "INSERT INTO file_attempts (filename, attempts, last_error, last_attempt) VALUES (?, 1, ?, ?) "

@@ -14,7 +14,7 @@ from bobo_db import DatabaseError, is_damage, set_aside_damaged
 from config import ConfigError, Settings, load_settings
 from engine import BOBOProcessor, run_locked
 from log_setup import setup_logging, teardown_logging
-from results import EXIT_CONFIG, EXIT_OK, EXIT_RETRY
+from results import EXIT_CONFIG, EXIT_RETRY
 
 if TYPE_CHECKING:
     import argparse
@@ -96,7 +96,7 @@ def _run_mode(args: Any, settings: Settings) -> int:
         if args.dry_run:
             return run_locked(settings, BOBOProcessor.dry_run)
         if args.sync_mappings:
-            return run_locked(settings, lambda p: EXIT_OK if p.sync_worker_mappings() else EXIT_RETRY)
+            return run_locked(settings, BOBOProcessor.sync_now)
         if args.clear_future:
             return run_locked(settings, BOBOProcessor.clear_future_states)
         return run_locked(settings, BOBOProcessor.run)

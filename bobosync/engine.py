@@ -24,6 +24,7 @@ from config import Settings, load_settings
 from failpoints import crash_point
 from inbox import Inbox
 from mapping_sync import MappingSync
+from pending import PendingEvents
 from results import EXIT_CONFIG, EXIT_OK, EXIT_RETRY, BatchResult
 from schedule import is_due, stamp
 
@@ -66,6 +67,7 @@ class BOBOProcessor:
         self.inbox = Inbox(self.settings, self.db)
         self.mappings = MappingSync(self.settings, self.db, self.link)
         self.cleanup = Cleanup(self.settings, self.db, self.link)
+        self.pending = PendingEvents(self.settings, self.db, self.link)
 
     # --- AtHoc ---
 
@@ -85,7 +87,18 @@ class BOBOProcessor:
 
     def sync_worker_mappings(self) -> bool:
         """Replace the mappings from a complete AtHoc listing; on error or no users, keep them."""
-        return self.mappings.sync(self.clock())
+        now = self.clock()
+        synced = self.mappings.sync(now)
+        if synced:
+            self.pending.after_sync(now)
+        return synced
+
+    def sync_now(self) -> int:
+        """--sync-mappings: sync at once, then send the pending events whose people have a user now."""
+        if not self.sync_worker_mappings():
+            return EXIT_RETRY
+        self.pending.work(self.clock())
+        return EXIT_RETRY if self.link.down else EXIT_OK
 
     def collect_csv_files(self) -> List[Path]:
         """Ready *.csv files, oldest first; settling files wait, files AtHoc already confirmed are left out."""
@@ -214,7 +227,9 @@ class BOBOProcessor:
             log.error("No user mappings yet (the mapping sync has not succeeded): %d file(s) wait, so no event is "
                       "reported unmapped by mistake. Run --check and --sync-mappings", len(files))
             self.link.down = self.link.down or "no user mappings"
-        total, left = self._send_batches(files, started)
+        total = self.pending.work(self.clock()) if self.db.mapping_count() else BatchResult()
+        batches, left = self._send_batches(files, started)
+        total.add(batches)
         if not self.link.down and self.cleanup_due():
             self.clear_old_duty_status(exclude=total.logins_set)
         self.purge_processed_files()

@@ -161,14 +161,14 @@ class Inbox:
         try:
             target = move_without_overwrite(path, folder)
         except OSError as exc:
-            self._move_failed(path, folder, "confirmed by AtHoc", exc)
+            self._move_failed(path, folder, "done", exc)
             return False
         if self.still_as_read(target, size, sha256) is False:
             log.warning("%s changed while it was moved; it is put back for the next run", path.name)
             self.changed += 1
             self.move(target, self.settings.csv_directory, "changed while it was moved")
             return False
-        log.info("Moved %s to %s (confirmed by AtHoc)", path.name, target)
+        log.info("Moved %s to %s (done: each event applied by AtHoc, stale, or kept as pending)", path.name, target)
         return True
 
     def unchanged(self, path: Path, size: int, sha256: str) -> bool:

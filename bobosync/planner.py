@@ -35,6 +35,7 @@ class BatchPlan:
         self.reports = reports
         self.updates: Dict[str, str] = {}
         self.sources: Dict[str, Winner] = {}
+        self.pending: Dict[str, Winner] = {}  # employee id -> newest event, for people no AtHoc user holds yet
 
 
 def read_batch(files: Sequence[Path], result: BatchResult, file_order: Callable[[Path], str], not_after: str
@@ -85,6 +86,7 @@ def plan_updates(winners: Dict[str, Winner], reports: List[Tuple[Path, CsvFile]]
         login = mappings.get(eid)
         if login is None:
             unmapped.append(eid)
+            plan.pending[eid] = winner
             continue
         plan.updates[login] = winner.entry.athoc_value
         plan.sources[login] = winner
@@ -99,12 +101,13 @@ def _report_unmapped(unmapped: List[str], db: BOBODatabase, settings: Settings) 
     ambiguous = [e for e in unmapped if e in ambiguous_ids]
     plain = [e for e in unmapped if e not in ambiguous_ids]
     if plain:
-        log.warning("%d employee id(s) have no AtHoc user in the mappings, so their events were not sent: %s."
-                    " If they should, check their %s in AtHoc, then run --sync-mappings",
-                    len(plain), shorten(plain), settings.collar_id_field)
+        log.warning("%d employee id(s) have no AtHoc user in the mappings: %s. Their events are kept as pending "
+                    "and sent once a user holds the number (looked up in AtHoc every UNMAPPED_LOOKUP_MINUTES and "
+                    "after each mapping sync); check their %s in AtHoc", len(plain), shorten(plain),
+                    settings.collar_id_field)
     if ambiguous:
-        log.warning("%d employee id(s) are held by several AtHoc users, so their events were not sent: %s",
-                    len(ambiguous), shorten(ambiguous))
+        log.warning("%d employee id(s) are held by several AtHoc users: %s. Their events are kept as pending "
+                    "until one user holds each", len(ambiguous), shorten(ambiguous))
 
 
 def print_plan(plan: BatchPlan, settings: Settings) -> None:

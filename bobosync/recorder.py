@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Tuple
 
 from athoc_types import SyncOutcome
-from bobo_db import BatchRecord, BOBODatabase, ProcessedFile
+from bobo_db import BatchRecord, BOBODatabase, PendingEvent, ProcessedFile
 from config import Settings
 from failpoints import crash_point
 from file_names import readable_name
 from inbox import Inbox
-from planner import BatchPlan
+from planner import BatchPlan, Winner
 from results import SHOWN_IDS, BatchResult
 
 log = logging.getLogger("bobosync")
@@ -39,8 +39,11 @@ class Recorder:
         result.updated, result.gone = len(applied), len(gone)
         result.failed = sum(len(p) for p in problems.values())
         result.logins_set = [row[5] for row in applied]
-        bad, retry, finished, log_rows = self._sort_files(plan, problems)
-        record = BatchRecord(applied, gone, self._failed_files(plan, problems), [f for _, f in finished], log_rows)
+        pending = [_pending(winner) for winner in plan.pending.values()]
+        pending += [_pending(plan.sources[login]) for login, outcome in outcomes.items() if outcome.status == "gone"]
+        bad, retry, finished, log_rows = self._sort_files(plan, problems, outcomes)
+        record = BatchRecord(applied, gone, self._failed_files(plan, problems), [f for _, f in finished], log_rows,
+                             pending, [(row[0], (row[1], row[2], row[7], row[8])) for row in applied])
         attempts = self.db.commit_batch(record, now)
         crash_point("after_commit")
         self._move_bad(bad, result)
@@ -64,13 +67,16 @@ class Recorder:
                               entry.source_file, entry.line)
             elif outcome.status == "gone":
                 gone.append(entry.employee_id)
-                log.info("%s (%s) is no longer in AtHoc; its mapping is dropped", login, entry.employee_id)
+                log.warning("%s (%s) is no longer in AtHoc: its mapping is dropped and its event kept as pending, "
+                            "sent if a user holds %s again", login, entry.employee_id, entry.employee_id)
             else:
                 problems.setdefault(winner.path, []).append(f"{entry.employee_id} ({login}): {outcome.details}")
         return applied, gone, problems
 
-    def _sort_files(self, plan: BatchPlan, problems: Dict[Path, List[str]]) -> FileSort:
+    def _sort_files(self, plan: BatchPlan, problems: Dict[Path, List[str]],
+                    outcomes: Mapping[str, SyncOutcome]) -> FileSort:
         """(bad files with why, files to retry, finished files with their identity, processing_log rows)."""
+        counts = _counts_by_file(plan, outcomes)
         bad: List[Tuple[Path, str]] = []
         retry: List[Path] = []
         finished: List[Tuple[Path, ProcessedFile]] = []
@@ -82,9 +88,12 @@ class Recorder:
                 log_rows.append((readable_name(path.name), report.rows, 0, report.rejected_count, reason))
                 continue
             errors = problems.get(path, [])
-            text = "; ".join(errors + report.rejection_lines())[:4000]
-            log_rows.append((readable_name(path.name), report.rows, report.valid - len(errors),
-                             report.rejected_count + len(errors), text))
+            applied, pending = counts.get(path, (0, 0))
+            what = _what_happened(report.valid, applied, pending, len(errors))
+            text = "; ".join([what] + errors + report.rejection_lines())[:4000]
+            log_rows.append((readable_name(path.name), report.rows, applied, report.rejected_count + len(errors),
+                             text))
+            log.info("%s: %s", readable_name(path.name), what)
             if errors:
                 retry.append(path)
                 more = f"; and {len(errors) - SHOWN_IDS} more" if len(errors) > SHOWN_IDS else ""
@@ -128,5 +137,36 @@ class Recorder:
             if self.settings.move_processed_files:
                 self.inbox.move_confirmed(path, identity.size, identity.sha256)
             else:
-                log.info("%s confirmed by AtHoc; it stays (MOVE_PROCESSED_FILES=false) and will not be sent again",
+                log.info("%s is done; it stays (MOVE_PROCESSED_FILES=false) and will not be read again",
                          path.name)
+
+
+def _pending(winner: Winner) -> PendingEvent:
+    e = winner.entry
+    return PendingEvent(e.employee_id, e.event_time, e.record_created, winner.key[2], e.line, int(e.on_duty),
+                        e.athoc_value, e.source_file)
+
+
+def _counts_by_file(plan: BatchPlan, outcomes: Mapping[str, SyncOutcome]) -> Dict[Path, Tuple[int, int]]:
+    """Per file: (events AtHoc applied, events kept pending), for the file's log line."""
+    counts: Dict[Path, List[int]] = {}
+    for login, outcome in outcomes.items():
+        tally = counts.setdefault(plan.sources[login].path, [0, 0])
+        if outcome.status == "ok":
+            tally[0] += 1
+        elif outcome.status == "gone":
+            tally[1] += 1
+    for winner in plan.pending.values():
+        counts.setdefault(winner.path, [0, 0])[1] += 1
+    return {path: (a, p) for path, (a, p) in counts.items()}
+
+
+def _what_happened(valid: int, applied: int, pending: int, failed: int) -> str:
+    """'N valid events: a applied, s stale or superseded, p pending (no AtHoc user yet), f failed'."""
+    stale = valid - applied - pending - failed
+    parts = [f"{applied} applied", f"{stale} stale or superseded"]
+    if pending:
+        parts.append(f"{pending} pending (no AtHoc user yet)")
+    if failed:
+        parts.append(f"{failed} not applied by AtHoc")
+    return f"{valid} valid event(s): " + ", ".join(parts)

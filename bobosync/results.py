@@ -27,7 +27,8 @@ class BatchResult:
 
     def summary(self) -> str:
         return (f"{self.files} files, {self.rows} rows ({self.rejected} rejected), {self.updated} updated, "
-                f"{self.stale} stale, {self.unmapped} unmapped, {self.gone} gone from AtHoc, {self.failed} failed")
+                f"{self.stale} stale, {self.unmapped} pending (no AtHoc user yet), {self.gone} gone from AtHoc, "
+                f"{self.failed} failed")
 
 
 def shorten(ids: Sequence[str]) -> str:

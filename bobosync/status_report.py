@@ -81,6 +81,7 @@ def _read_db(path: Path, future: str = "99999999999999") -> Optional[Dict[str, A
             "last_athoc_update": state("last_athoc_update"),
             "last_cleanup": state("last_cleanup"),
             "on_duty": one("SELECT COUNT(*) FROM duty_state WHERE on_duty = 1", 0),
+            "pending": _pending(conn),
             "ahead_of_the_clock": [e for (e,) in _rows(conn, "SELECT employee_id FROM duty_state WHERE event_time > ? "
                                                             "ORDER BY employee_id", (future,))],
             "retrying": retrying,
@@ -96,6 +97,13 @@ def _rows(conn: sqlite3.Connection, sql: str, params: tuple = ()) -> List[tuple]
         if _no_table(exc):
             return []
         raise
+
+
+def _pending(conn: sqlite3.Connection) -> Dict[str, Any]:
+    """How many events wait for an AtHoc user to hold their number, and since when."""
+    rows = _rows(conn, "SELECT COUNT(*), MIN(first_seen) FROM pending_events")
+    count, oldest = rows[0] if rows else (0, None)
+    return {"count": count, "oldest_since": oldest}
 
 
 def collect_status(settings: Settings) -> Dict[str, Any]:
@@ -155,6 +163,12 @@ def format_status(status: Dict[str, Any]) -> str:
     lines.append(f"Last AtHoc update:   {status['last_athoc_update'] or 'never'}")
     lines.append(f"Last cleanup:        {status['last_cleanup'] or 'never'}")
     lines.append(f"On duty (our records): {status['on_duty']}")
+    pending = status["pending"]
+    if pending["count"]:
+        lines.append(f"Pending events:      {pending['count']} for employee numbers no AtHoc user holds yet, oldest "
+                     f"since {pending['oldest_since']} (sent once a user holds the number)")
+    else:
+        lines.append("Pending events:      none")
     ahead = status["ahead_of_the_clock"]
     if ahead:
         shown = ", ".join(ahead[:20]) + (f" and {len(ahead) - 20} more" if len(ahead) > 20 else "")

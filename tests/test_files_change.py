@@ -25,7 +25,7 @@ class Site:
         self.sim, self.root = sim, root
         self.logins = sim.seed_users(3)
         self.env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
-        self.env.update(env_for(sim, root, AUTO_CLEANUP_HOURS="0", **settings))
+        self.env.update(env_for(sim, root, **{"AUTO_CLEANUP_HOURS": "0", **settings}))
         self.csv_dir = root / "crown_files"
         self.processed_dir = root / "processed_files"
         self.csv_dir.mkdir()
