@@ -2,6 +2,7 @@
 from typing import List, Sequence
 
 EXIT_OK, EXIT_RETRY, EXIT_CONFIG = 0, 1, 2  # done or nothing to do; something left to retry; configuration
+EXIT_ACTION = 3  # a person must act: credentials refused, a field unknown to AtHoc, a file set aside, ...
 SHOWN_IDS = 20  # ids named in one aggregated warning
 
 
