@@ -533,15 +533,16 @@ def test_a_record_failing_every_time_ends_in_the_failed_folder_and_can_be_replay
     assert_final_state(sc)
 
 
-def test_a_user_gone_from_athoc_is_finished_and_its_mapping_dropped(sim, tmp_path):
+def test_a_user_gone_from_athoc_has_its_mapping_dropped_and_its_event_kept_pending(sim, tmp_path):
     sc = primed(sim, tmp_path)
     victim = sc.logins[4]
     with sim.lock:
         del sim.users[victim]
     sc.gone.add(victim)
     output = sc.run()
-    assert "is no longer in AtHoc; its mapping is dropped" in output
+    assert "is no longer in AtHoc: its mapping is dropped and its event kept as pending" in output
     assert "10005" not in dict(sc.mappings())
+    assert ("10005",) in sqlite3.connect(str(sc.db)).execute("SELECT employee_id FROM pending_events").fetchall()
     check_all(sc)
     fates = b_fates_when_done(sc)
     assert fates == B_DONE[:4] + ["gone"] + B_DONE[5:]
