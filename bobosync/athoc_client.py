@@ -23,12 +23,14 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from athoc_types import (AtHocError, AuthenticationError, BadRequestError, ConnectionFailedError,
-                         IncompleteListingError, NotFoundError, PermissionDeniedError, RateLimitedError, ServerError,
-                         SyncOutcome, UnexpectedResponseError, ci_get, classify_result, parse_duty_value)
+                         CredentialsRefusedError, IncompleteListingError, NotFoundError, PermissionDeniedError,
+                         RateLimitedError, ServerError, SyncOutcome, UnexpectedResponseError, ci_get, classify_result,
+                         parse_duty_value)
 from config import Settings, load_settings
 from tls import tls_context
 
 __all__ = ["AtHocClient", "AtHocError", "AuthenticationError", "BadRequestError", "ConnectionFailedError",
+           "CredentialsRefusedError",
            "IncompleteListingError", "NotFoundError", "PermissionDeniedError", "RateLimitedError", "ServerError",
            "SyncOutcome", "UnexpectedResponseError", "ci_get", "classify_result", "criteria_eq", "quote_value"]
 
@@ -230,9 +232,9 @@ class AtHocClient:
             except ValueError:
                 pass
             if error == "invalid_client":
-                raise AuthenticationError("authentication: AtHoc refused CLIENT_ID / CLIENT_SECRET (invalid_client): "
-                                          "check both in .env")
-            raise AuthenticationError(
+                raise CredentialsRefusedError("authentication: AtHoc refused CLIENT_ID / CLIENT_SECRET "
+                                              "(invalid_client): check both in .env")
+            raise CredentialsRefusedError(
                 f"authentication: AtHoc refused the service account {s.api_user} for org {s.org_code} "
                 f"({error or 'HTTP ' + str(response.status_code)}): check APIUSER, PASSWORD and ORG_CODE, "
                 f"and whether the account is locked")

@@ -42,6 +42,11 @@ class AuthenticationError(AtHocError):
     """The credentials or the token were refused."""
 
 
+class CredentialsRefusedError(AuthenticationError):
+    """The token endpoint refused the service account or the client: asking again with the same
+    settings can only lock the account, so runs back off until the settings change."""
+
+
 class PermissionDeniedError(AtHocError):
     """403: the service account lacks a right."""
 
