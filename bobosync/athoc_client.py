@@ -330,6 +330,24 @@ class AtHocClient:
                 f"(users changed during the listing, or pages overlapped): the listing is incomplete")
         return users
 
+    def users_page(self, fields: Sequence[str], page: int) -> Tuple[List[Dict[str, Any]], Optional[int], bool]:
+        """One page (PAGE_SIZE users, Offset = page index) of every user with `fields`, TotalUsers, and whether
+        the page was full (more may follow); users without LOGIN_ID are left out with a WARNING. The caller
+        decides whether the pages add up."""
+        params = {"Fields": ",".join(fields), "Limit": PAGE_SIZE, "Offset": page}
+        data = self._call("GET", f"{self._users_path}/search/basic", "user search", params=params)
+        rows = ci_get(data, "Users") if isinstance(data, dict) else None
+        if not isinstance(rows, list):
+            raise UnexpectedResponseError(f"user search: page {page} has no Users list")
+        users = []
+        for row in rows:
+            login = ci_get(row, "LOGIN_ID") if isinstance(row, dict) else None
+            if not login:
+                log.warning("user search: page %d holds a user without LOGIN_ID; it is left out", page)
+                continue
+            users.append({**row, "LOGIN_ID": str(login)})
+        return users, self._total(data, None), len(rows) >= PAGE_SIZE
+
     def find_users_by_field(self, field: str, values: Sequence[str], fields: Sequence[str]
                             ) -> Dict[str, Dict[str, Any]]:
         """Users whose `field` equals one of `values` (one criteria query), with `fields`, keyed by LOGIN_ID."""

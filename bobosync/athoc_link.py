@@ -1,11 +1,17 @@
 """One run's connection to AtHoc: the client made on first use, and whether AtHoc has failed this run.
 
 After a call-level failure (AtHoc unreachable, refusing, answering nonsense) the run makes no
-further AtHoc calls: what is unfinished waits for the next run.
+further AtHoc call: what is unfinished waits for the next run. When the token endpoint refuses
+the credentials, later runs do not ask again until a back-off expires or the credentials in the
+settings change, so a wrong password cannot lock the service account.
 """
 import logging
-from typing import TYPE_CHECKING, Optional
+from datetime import datetime
+from typing import TYPE_CHECKING, Callable, List, Optional
 
+from athoc_types import AtHocError, CredentialsRefusedError
+from backoff import Backoff
+from bobo_db import BOBODatabase
 from config import Settings
 
 if TYPE_CHECKING:
@@ -13,27 +19,75 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bobosync")
 
+CREDENTIALS = "credentials_refused"
+
+
+class CredentialsBackoffError(AtHocError):
+    """AtHoc refused these credentials earlier, and the back-off has not expired: not asked again."""
+
+
+def credentials_fingerprint(settings: Settings, db: BOBODatabase) -> str:
+    """A salted, slow hash of the credential settings: tells that they changed, without keeping them."""
+    import hashlib
+    import os
+    salt = db.get_state("credentials_salt")
+    if salt is None:
+        salt = os.urandom(16).hex()
+        db.set_state("credentials_salt", salt)
+    text = "\n".join((settings.athoc_server_url, settings.org_code, settings.client_id, settings.client_secret,
+                      settings.api_user, settings.password))
+    return hashlib.pbkdf2_hmac("sha256", text.encode("utf-8", "surrogatepass"), bytes.fromhex(salt), 50_000).hex()
+
 
 class AtHocLink:
     """The AtHoc client of one run (requests is imported only when AtHoc is needed)."""
 
-    def __init__(self, settings: Settings):
-        self.settings = settings
+    def __init__(self, settings: Settings, db: BOBODatabase, clock: Callable[[], datetime] = datetime.now):
+        self.settings, self.db, self.clock = settings, db, clock
         self.down = ""  # why AtHoc calls stopped for this run ('' while none failed)
+        self.person_must_act: List[str] = []  # why this run ends with exit 3
+        self.ask_despite_backoff = False  # --sync-mappings: a person asked, so try once
+        self.deadline: Optional[float] = None  # time.monotonic() by which every AtHoc call must be over
         self._client: Optional[AtHocClient] = None
+        self._credentials = Backoff(db, CREDENTIALS)
 
     @property
     def client(self) -> "AtHocClient":
         """The client, authenticated on first use."""
         if self._client is None:
+            self._refuse_while_backing_off()
             from athoc_client import AtHocClient
-            self._client = AtHocClient(self.settings)
+            try:
+                self._client = AtHocClient(self.settings)
+            except CredentialsRefusedError:
+                self._credentials_refused()
+                raise
+            self._credentials.succeeded()
         return self._client
+
+    def _refuse_while_backing_off(self) -> None:
+        if self.ask_despite_backoff or self._credentials.next_try() is None:
+            return
+        if self._credentials.waiting(self.clock(), credentials_fingerprint(self.settings, self.db)):
+            until = self._credentials.next_try()
+            raise CredentialsBackoffError(
+                f"AtHoc refused the credentials {self._credentials.failures} time(s); to keep the service account "
+                f"from being locked, bobosync asks again at {until:%H:%M} or as soon as APIUSER, PASSWORD, "
+                f"CLIENT_ID or CLIENT_SECRET change. Fix them, then run --check")
+
+    def _credentials_refused(self) -> None:
+        until = self._credentials.failed(self.clock(), credentials_fingerprint(self.settings, self.db))
+        log.error("AtHoc refused the credentials: bobosync asks again at %s, or as soon as they change in the "
+                  "settings (--check and --sync-mappings try at once)", f"{until:%H:%M}")
 
     def failed(self, what: str, exc: Exception) -> None:
         """Log a call-level AtHoc failure and stop further AtHoc calls in this run."""
         self.down = str(exc)
         log.error("%s: %s", what, exc)
+        if isinstance(exc, CredentialsRefusedError) and self._client is not None:
+            self._credentials_refused()  # refused at a token renewal, after the run had started
+        if isinstance(exc, (CredentialsRefusedError, CredentialsBackoffError)):
+            self.person_must_act.append("AtHoc refused the credentials")
 
     def close(self) -> None:
         if self._client is not None:

@@ -85,6 +85,10 @@ CREATE TABLE IF NOT EXISTS pending_events (
     first_seen TIMESTAMP NOT NULL,
     last_lookup TIMESTAMP
 );
+CREATE TABLE IF NOT EXISTS mapping_listing (
+    login TEXT PRIMARY KEY,
+    attributes TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS run_state (
     key TEXT PRIMARY KEY,
     value TEXT
@@ -226,6 +230,15 @@ class BOBODatabase:
         with self.conn:
             self.conn.execute("INSERT OR REPLACE INTO run_state (key, value) VALUES (?, ?)", (key, value))
 
+    def set_states(self, values: Dict[str, str]) -> None:
+        """Several run_state values in one transaction."""
+        with self.conn:
+            self.conn.executemany("INSERT OR REPLACE INTO run_state (key, value) VALUES (?, ?)", values.items())
+
+    def delete_states(self, keys: Iterable[str]) -> None:
+        with self.conn:
+            self.conn.executemany("DELETE FROM run_state WHERE key = ?", ((k,) for k in keys))
+
     # --- mappings ---
 
     def all_mappings(self) -> Dict[str, str]:
@@ -240,10 +253,13 @@ class BOBODatabase:
         return self.conn.execute("SELECT COUNT(*) FROM worker_mapping").fetchone()[0]
 
     def replace_mappings(self, mappings: Iterable[Tuple[str, str, str]], ambiguous: Dict[str, List[str]],
-                         now: datetime) -> int:
-        """Replace every mapping and mark the sync good, in one transaction."""
+                         now: datetime, moved: Iterable[Tuple[str, str]] = ()) -> int:
+        """Replace every mapping and mark the sync good, in one transaction; `moved` (employee, new LOGIN_ID)
+        are collar numbers whose duty value AtHoc now holds on their new user."""
         stamp = _now_text(now)
         with self.conn:
+            self.conn.executemany("UPDATE duty_state SET username = ? WHERE employee_id = ?",
+                                  ((login, e) for e, login in moved))
             self.conn.execute("DELETE FROM worker_mapping")
             self.conn.executemany(
                 "INSERT INTO worker_mapping (employee_id, username, collar_id, last_updated) VALUES (?, ?, ?, ?)",
@@ -257,6 +273,29 @@ class BOBODatabase:
                               (stamp,))
             count = self.conn.execute("SELECT COUNT(*) FROM worker_mapping").fetchone()[0]
         return count
+
+    def mappings_with_collars(self) -> Dict[str, Tuple[str, str]]:
+        """employee id -> (LOGIN_ID, collar number as AtHoc holds it)."""
+        return {e: (u, c or e) for e, u, c in self.conn.execute(
+            "SELECT employee_id, username, collar_id FROM worker_mapping")}
+
+    def listing_rows(self) -> List[Tuple[str, str]]:
+        """(LOGIN_ID, attributes as JSON) of a user listing that a run could not finish."""
+        return self.conn.execute("SELECT login, attributes FROM mapping_listing").fetchall()
+
+    def keep_listing(self, rows: Iterable[Tuple[str, str]], states: Dict[str, str]) -> None:
+        """Replace the kept listing (empty `states`: forget it) in one transaction."""
+        with self.conn:
+            self.conn.execute("DELETE FROM mapping_listing")
+            self.conn.executemany("INSERT INTO mapping_listing (login, attributes) VALUES (?, ?)", rows)
+            self.conn.execute("DELETE FROM run_state WHERE key IN ('mapping_listing_next_page', "
+                              "'mapping_listing_total')")
+            self.conn.executemany("INSERT INTO run_state (key, value) VALUES (?, ?)", states.items())
+
+    def duty_values(self) -> Dict[str, Tuple[int, str, Optional[str]]]:
+        """employee id -> (on duty, the duty value bobosync set, LOGIN_ID it was set on)."""
+        return {e: (on, value, login) for e, on, value, login in self.conn.execute(
+            "SELECT employee_id, on_duty, athoc_value, username FROM duty_state")}
 
     # --- sync tracking ---
 

@@ -29,8 +29,9 @@ def build_parser() -> "argparse.ArgumentParser":
         prog="bobo_processor.py",
         description="Send BOBO book-on/book-off events to AtHoc's duty field. With no option: one scheduled run "
                     "(what Task Scheduler starts every minute).",
-        epilog="Exit codes: 0 done or nothing to do, 1 something left for the next run, 2 configuration error. "
-               "New here? Try --demo, then --check.")
+        epilog="Exit codes: 0 done or nothing to do, 1 something left for the next run (it retries by itself), "
+               "2 configuration error, 3 a person must act (credentials refused, a field unknown to AtHoc, a file set "
+               "aside in the failed folder, a mapping sync held back). New here? Try --demo, then --check.")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true",
                       help="show what would be sent and where each file would go; change nothing")
@@ -45,13 +46,16 @@ def build_parser() -> "argparse.ArgumentParser":
     mode.add_argument("--demo", action="store_true",
                       help="rehearse one run against a built-in AtHoc simulator; needs no AtHoc and no .env")
     parser.add_argument("--json", action="store_true", help="with --status: print JSON")
+    parser.add_argument("--accept-drop", action="store_true",
+                        help="with --sync-mappings: apply a listing that drops more than MAPPING_DROP_LIMIT_PERCENT "
+                             "of the mappings held (after checking in AtHoc that it is right)")
     parser.add_argument("--env-file", metavar="PATH", help="read settings from this file instead of bobosync/.env")
     return parser
 
 
 # What build_parser() makes of no option at all: the scheduled run, which need not import argparse.
 SCHEDULED_RUN = dict(dry_run=False, sync_mappings=False, check=False, status=False, clear_future=False, demo=False,
-                     json=False, env_file=None)
+                     json=False, accept_drop=False, env_file=None)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> Any:
@@ -63,6 +67,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> Any:
     args = parser.parse_args(argv)
     if args.json and not args.status:
         parser.error("--json goes with --status")
+    if args.accept_drop and not args.sync_mappings:
+        parser.error("--accept-drop goes with --sync-mappings")
     return args
 
 
@@ -92,13 +98,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _run_mode(args: Any, settings: Settings) -> int:
     """A run, --dry-run or --sync-mappings under the lock, every failure turned into an exit code."""
+    wait = settings.run_deadline_seconds + 10  # a person typed it: wait for a scheduled run to finish
     try:
         if args.dry_run:
-            return run_locked(settings, BOBOProcessor.dry_run)
+            return run_locked(settings, BOBOProcessor.dry_run, wait)
         if args.sync_mappings:
-            return run_locked(settings, BOBOProcessor.sync_now)
+            return run_locked(settings, lambda p: p.sync_now(accept_drop=args.accept_drop), wait)
         if args.clear_future:
-            return run_locked(settings, BOBOProcessor.clear_future_states)
+            return run_locked(settings, BOBOProcessor.clear_future_states, wait)
         return run_locked(settings, BOBOProcessor.run)
     except DatabaseError as exc:
         log.error("%s", exc)

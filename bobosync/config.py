@@ -178,6 +178,7 @@ SETTINGS = (
     Setting("HTTPS_PROXY", "https_proxy", PROXY, secret=True, fallback="https_proxy"),
     Setting("NO_PROXY", "no_proxy", TEXT, fallback="no_proxy"),
     Setting("HTTP_TIMEOUT_SECONDS", "http_timeout_seconds", FLOAT, "30", 1, 300),
+    Setting("RUN_DEADLINE_SECONDS", "run_deadline_seconds", FLOAT, "50", 10, 3600),
     # Files
     Setting("CSV_DIRECTORY", "csv_directory", PATH, "../crown_files"),
     Setting("PROCESSED_DIRECTORY", "processed_directory", PATH, "../processed_files"),
@@ -196,6 +197,7 @@ SETTINGS = (
     Setting("SYNC_HOUR", "sync_hour", INT, "20", 0, 23),
     Setting("SYNC_RETRY_DAYS", "sync_retry_days", INT, "2", 1, 365),
     Setting("SYNC_CHUNK_SIZE", "sync_chunk_size", INT, "1000", 1, 1000),
+    Setting("MAPPING_DROP_LIMIT_PERCENT", "mapping_drop_limit_percent", FLOAT, "10", 0, 100),
     Setting("UNMAPPED_LOOKUP_MINUTES", "unmapped_lookup_minutes", FLOAT, "30", 1, 24 * 60),
     Setting("PENDING_EXPIRY_DAYS", "pending_expiry_days", INT, "7", 1, 365),
     Setting("AUTO_CLEANUP_HOURS", "auto_cleanup_hours", FLOAT, "24", 0, 24 * 365),
@@ -240,6 +242,7 @@ class Settings:
         https_proxy: str
         no_proxy: str
         http_timeout_seconds: float
+        run_deadline_seconds: float
         csv_directory: Path
         processed_directory: Path
         move_processed_files: bool
@@ -256,6 +259,7 @@ class Settings:
         sync_hour: int
         sync_retry_days: int
         sync_chunk_size: int
+        mapping_drop_limit_percent: float
         unmapped_lookup_minutes: float
         pending_expiry_days: int
         auto_cleanup_hours: float

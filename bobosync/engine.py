@@ -25,10 +25,11 @@ from failpoints import crash_point
 from inbox import Inbox
 from mapping_sync import MappingSync
 from pending import PendingEvents
-from results import EXIT_CONFIG, EXIT_OK, EXIT_RETRY, BatchResult
+from results import EXIT_ACTION, EXIT_CONFIG, EXIT_OK, EXIT_RETRY, BatchResult
 from schedule import is_due, stamp
 
 if TYPE_CHECKING:
+    from run_lock import RunLock
     from athoc_client import AtHocClient
     from athoc_types import SyncOutcome
     from bobo_csv import BOBOEntry
@@ -38,7 +39,7 @@ __all__ = ["BOBOProcessor", "BatchResult", "run_locked", "EXIT_OK", "EXIT_RETRY"
 
 log = logging.getLogger("bobosync")
 
-RUN_BUDGET_SECONDS = 40  # no new batch starts after this, so a run ends inside its minute
+SYNC_MARGIN_SECONDS = 5  # a mapping sync stops reading pages this long before the run's deadline
 PURGE_INTERVAL = timedelta(hours=1)
 
 
@@ -63,7 +64,7 @@ class BOBOProcessor:
         self.settings = settings if settings is not None else load_settings(env_file)
         self.clock = clock
         self.db = BOBODatabase(self.settings.db_path)
-        self.link = AtHocLink(self.settings)
+        self.link = AtHocLink(self.settings, self.db, clock)
         self.inbox = Inbox(self.settings, self.db)
         self.mappings = MappingSync(self.settings, self.db, self.link)
         self.cleanup = Cleanup(self.settings, self.db, self.link)
@@ -87,16 +88,15 @@ class BOBOProcessor:
 
     def sync_worker_mappings(self) -> bool:
         """Replace the mappings from a complete AtHoc listing; on error or no users, keep them."""
-        now = self.clock()
-        synced = self.mappings.sync(now)
-        if synced:
-            self.pending.after_sync(now)
-        return synced
+        return self._sync_with(None) == "done"
 
-    def sync_now(self) -> int:
-        """--sync-mappings: sync at once, then send the pending events whose people have a user now."""
+    def sync_now(self, accept_drop: bool = False) -> int:
+        """--sync-mappings: sync at once, then send the pending events whose people have a user now.
+        `accept_drop` (--accept-drop): a person confirmed a listing that drops many mappings."""
+        self.link.ask_despite_backoff = True  # a person asked: try even while runs back off
+        self.mappings.accept_drop = accept_drop
         if not self.sync_worker_mappings():
-            return EXIT_RETRY
+            return EXIT_ACTION if self.link.person_must_act else EXIT_RETRY
         self.pending.work(self.clock())
         return EXIT_RETRY if self.link.down else EXIT_OK
 
@@ -213,6 +213,8 @@ class BOBOProcessor:
     def run(self) -> int:
         """One scheduled run; returns the exit code."""
         started = time.monotonic()
+        deadline = started + self.settings.run_deadline_seconds
+        self.link.deadline = deadline
         for warning in self.settings.warnings:
             log.warning(warning)
         problems = self.check_folders()
@@ -220,35 +222,59 @@ class BOBOProcessor:
             for problem in problems:
                 log.error(problem)
             return EXIT_CONFIG
-        sync_failed = self.should_run_user_mapping_sync() and not self.sync_worker_mappings()
+        sync_due = self.should_run_user_mapping_sync()
+        sync = None if not sync_due else self._sync_with(deadline - SYNC_MARGIN_SECONDS) \
+            if not self.db.mapping_count() else "later"  # with no usable mapping, who is who comes first
         files, confirmed = self.inbox.ready_files()
         self.inbox.settle_confirmed(confirmed)
         if files and not self.db.mapping_count():
             log.error("No user mappings yet (the mapping sync has not succeeded): %d file(s) wait, so no event is "
                       "reported unmapped by mistake. Run --check and --sync-mappings", len(files))
             self.link.down = self.link.down or "no user mappings"
-        total = self.pending.work(self.clock()) if self.db.mapping_count() else BatchResult()
-        batches, left = self._send_batches(files, started)
+        total = self.pending.work(self.clock()) if self.db.mapping_count() and not self.link.down else BatchResult()
+        batches, left = self._send_batches(files, started, deadline)
         total.add(batches)
+        total.add(self.pending.look_again(batches.gone_ids, self.clock()))
+        if sync == "later" and not self.link.down:  # duty updates came first; the sync gets the time left
+            sync = self._sync_with(deadline - SYNC_MARGIN_SECONDS)
         if not self.link.down and self.cleanup_due():
             self.clear_old_duty_status(exclude=total.logins_set)
         self.purge_processed_files()
         self._record_run(total)
+        return self._exit_code(started, files, total, left, sync == "failed")
+
+    def _sync_with(self, stop_at: Optional[float]) -> str:
+        """The mapping sync: 'done', 'failed' or 'resumes' (the listing goes on in the next run)."""
+        now = self.clock()
+        synced = self.mappings.sync(now, stop_at)
+        if synced:
+            self.pending.after_sync(now)
+        return "resumes" if synced is None else "done" if synced else "failed"
+
+    def _exit_code(self, started: float, files: List[Path], total: BatchResult, left: int, sync_failed: bool
+                   ) -> int:
+        """3 when a person must act, 1 when something is left for the next run, else 0; logs the summary."""
         needs_retry = bool(self.link.down or left or total.files_retrying or total.unreadable or sync_failed
                            or self.inbox.failed_moves or self.inbox.changed)
-        code = EXIT_RETRY if needs_retry else EXIT_OK
-        if files or needs_retry:
+        needs_person = self.link.person_must_act + (["a file was set aside in the failed folder"]
+                                                    if total.bad_files or total.files_failed else [])
+        code = EXIT_ACTION if needs_person else EXIT_RETRY if needs_retry else EXIT_OK
+        if needs_person:
+            log.error("A person must act: %s (exit 3)", "; ".join(dict.fromkeys(needs_person)))
+        if files or needs_retry or needs_person:
             log.info("Run done in %.1f s: %s; exit %d", time.monotonic() - started, total.summary(), code)
         else:
             log.info("Nothing to do (%d file(s) settling)", self.inbox.settling)
         return code
 
-    def _send_batches(self, files: List[Path], started: float) -> Tuple[BatchResult, int]:
-        """Process the files BATCH_SIZE at a time while AtHoc answers and the run's budget lasts."""
+    def _send_batches(self, files: List[Path], started: float, deadline: float) -> Tuple[BatchResult, int]:
+        """Process the files BATCH_SIZE at a time while AtHoc answers and the run's time lasts: no batch starts
+        after 80% of RUN_DEADLINE_SECONDS."""
         total, left = BatchResult(), 0
+        last_start = started + 0.8 * (deadline - started)
         for start in range(0, len(files), self.settings.batch_size):
             batch = files[start:start + self.settings.batch_size]
-            if self.link.down or time.monotonic() - started > RUN_BUDGET_SECONDS:
+            if self.link.down or time.monotonic() > last_start:
                 left += len(batch)
                 continue
             total.add(self.process_file_batch(batch))
@@ -288,8 +314,10 @@ class BOBOProcessor:
         self.db.close()
 
 
-def run_locked(settings: Settings, work: Callable[[BOBOProcessor], int]) -> int:
-    """Run `work` holding the one-run-at-a-time lock; a second run exits 0 at once."""
+def run_locked(settings: Settings, work: Callable[[BOBOProcessor], int], wait_seconds: float = 0) -> int:
+    """Run `work` holding the one-run-at-a-time lock. A scheduled run (`wait_seconds` 0) that finds it held exits 0
+    at once: the run holding it does the work. A command a person typed waits up to `wait_seconds`, saying so,
+    and exits 1 if the lock stays held."""
     from run_lock import RunLock
     lock_path = str(settings.db_path) + ".lock"
     lock = RunLock(lock_path)
@@ -300,6 +328,12 @@ def run_locked(settings: Settings, work: Callable[[BOBOProcessor], int]) -> int:
         log.error("Cannot take the run lock %s (%s): check DB_PATH, and that the service account may create "
                   "files in its folder", lock_path, f"{exc.strerror}: {exc.filename}" if exc.filename else exc)
         return EXIT_CONFIG
+    if not held and wait_seconds > 0:
+        held = _wait_for(lock, lock_path, wait_seconds)
+        if not held:
+            log.error("Another bobosync run still holds the lock after %g s, so nothing was done: try again in a "
+                      "minute; if it stays held, a run is stuck (see the log)", wait_seconds)
+            return EXIT_RETRY
     if not held:
         log.info("Another bobosync run holds the lock (%s); this run exits", lock_path)
         return EXIT_OK
@@ -311,3 +345,14 @@ def run_locked(settings: Settings, work: Callable[[BOBOProcessor], int]) -> int:
             processor.close()
     finally:
         lock.release()
+
+
+def _wait_for(lock: "RunLock", lock_path: str, wait_seconds: float) -> bool:
+    """Poll the lock twice a second for up to `wait_seconds`."""
+    log.info("Another bobosync run holds the lock (%s); waiting up to %g s for it to finish", lock_path, wait_seconds)
+    end = time.monotonic() + wait_seconds
+    while time.monotonic() < end:
+        time.sleep(0.5)
+        if lock.acquire():
+            return True
+    return False

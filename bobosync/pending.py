@@ -9,7 +9,7 @@ cleanup age. Pending events expire after PENDING_EXPIRY_DAYS.
 """
 import logging
 from datetime import datetime, timedelta
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from athoc_link import AtHocLink
 from athoc_types import AtHocError
@@ -40,6 +40,16 @@ class PendingEvents:
             self._apply(now, result)
         return result
 
+    def look_again(self, employee_ids: List[str], now: datetime) -> BatchResult:
+        """Users AtHoc no longer knows (a renamed LOGIN_ID?): look their numbers up now, in one query, and send
+        their events again under the login that holds the number today."""
+        result = BatchResult()
+        if employee_ids and not self.link.down:
+            self._look_up(now, employee_ids)
+            if not self.link.down:
+                self._apply(now, result)
+        return result
+
     def after_sync(self, now: datetime) -> None:
         """A complete listing was just read: a number it did not map needs no look-up for a while."""
         self.db.mark_looked_up(self.db.pending_events(), now)
@@ -51,10 +61,12 @@ class PendingEvents:
                         "that number: it is dropped. Check %s in AtHoc", employee, event_time, source,
                         self.settings.pending_expiry_days, self.settings.collar_id_field)
 
-    def _look_up(self, now: datetime) -> None:
+    def _look_up(self, now: datetime, only: Optional[List[str]] = None) -> None:
+        """Look up pending numbers with no mapping: those due (UNMAPPED_LOOKUP_MINUTES), or `only` these."""
         mapped = self.db.all_mappings()
-        due = [e for e in self.db.pending_due_for_lookup(now - timedelta(minutes=self.settings.unmapped_lookup_minutes))
-               if e not in mapped]
+        due = only if only is not None else self.db.pending_due_for_lookup(
+            now - timedelta(minutes=self.settings.unmapped_lookup_minutes))
+        due = [e for e in due if e not in mapped]
         for start in range(0, len(due), LOOKUP_CHUNK):
             chunk = due[start:start + LOOKUP_CHUNK]
             try:

@@ -36,7 +36,7 @@ class Recorder:
                now: datetime) -> None:
         """Record the outcomes in one transaction, then move the files."""
         applied, gone, problems = self._sort_outcomes(plan, outcomes)
-        result.updated, result.gone = len(applied), len(gone)
+        result.updated, result.gone, result.gone_ids = len(applied), len(gone), list(gone)
         result.failed = sum(len(p) for p in problems.values())
         result.logins_set = [row[5] for row in applied]
         pending = [_pending(winner) for winner in plan.pending.values()]

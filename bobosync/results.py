@@ -19,12 +19,14 @@ class BatchResult:
         self.unreadable = 0  # files that could not be read: they stay, and the run exits 1
         self.outage = False
         self.logins_set: List[str] = []
+        self.gone_ids: List[str] = []  # employees whose user AtHoc no longer knows: looked up again this run
 
     def add(self, other: "BatchResult") -> None:
         for name in self.COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.outage = self.outage or other.outage
         self.logins_set.extend(other.logins_set)
+        self.gone_ids.extend(other.gone_ids)
 
     def summary(self) -> str:
         return (f"{self.files} files, {self.rows} rows ({self.rejected} rejected), {self.updated} updated, "
