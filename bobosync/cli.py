@@ -98,7 +98,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _run_mode(args: Any, settings: Settings) -> int:
     """A run, --dry-run or --sync-mappings under the lock, every failure turned into an exit code."""
-    wait = settings.run_deadline_seconds + 10  # a person typed it: wait for a scheduled run to finish
+    wait = settings.lock_wait_seconds  # a person typed it: wait for a scheduled run to finish
     try:
         if args.dry_run:
             return run_locked(settings, BOBOProcessor.dry_run, wait)

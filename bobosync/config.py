@@ -179,6 +179,7 @@ SETTINGS = (
     Setting("NO_PROXY", "no_proxy", TEXT, fallback="no_proxy"),
     Setting("HTTP_TIMEOUT_SECONDS", "http_timeout_seconds", FLOAT, "30", 1, 300),
     Setting("RUN_DEADLINE_SECONDS", "run_deadline_seconds", FLOAT, "50", 10, 3600),
+    Setting("LOCK_WAIT_SECONDS", "lock_wait_seconds", FLOAT, "60", 1, 3600),
     # Files
     Setting("CSV_DIRECTORY", "csv_directory", PATH, "../crown_files"),
     Setting("PROCESSED_DIRECTORY", "processed_directory", PATH, "../processed_files"),
@@ -243,6 +244,7 @@ class Settings:
         no_proxy: str
         http_timeout_seconds: float
         run_deadline_seconds: float
+        lock_wait_seconds: float
         csv_directory: Path
         processed_directory: Path
         move_processed_files: bool

@@ -44,7 +44,7 @@ FIELD = "On-Duty-DTG"
 DOMAIN = "demo.example"
 AMBIGUOUS = "20001"  # held by two AtHoc users: mapped to nobody
 UNMAPPED = "99999"  # no AtHoc user
-EXIT_CODES = (0, 1, 2)  # the documented ones
+EXIT_CODES = (0, 1, 2, 3)  # the documented ones
 SYNC = r"/syncbycommonnames"
 SEARCH = r"/search/basic"
 
