@@ -65,6 +65,15 @@ class AtHocLink:
             self._credentials.succeeded()
         return self._client
 
+    def backing_off(self) -> bool:
+        """At the start of a run: True, with the reason logged, while refused credentials are not asked again."""
+        try:
+            self._refuse_while_backing_off()
+        except CredentialsBackoffError as exc:
+            self.failed("AtHoc is not asked this run", exc)
+            return True
+        return False
+
     def _refuse_while_backing_off(self) -> None:
         if self.ask_despite_backoff or self._credentials.next_try() is None:
             return

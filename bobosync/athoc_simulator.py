@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
 GONE_DETAILS = "User {login} does not exists in the Organization"
@@ -168,6 +168,9 @@ class AtHocSimulator:
         self.faults: List[Fault] = []
         self.reject: Dict[str, Tuple[str, str]] = {}  # login -> (:SyncStatus, :SyncDetails)
         self.total_users_bias = 0  # added to TotalUsers, to imitate a listing that changes under us
+        # logins a listing of every user misses, its TotalUsers agreeing (a user deleted while the pages were read
+        # shifts the next page by one); a criteria query still finds them
+        self.hidden_from_listing: Set[str] = set()
         self.short_results = 0  # SyncByCommonNames leaves off this many results
         # (matching users, page, limit) -> the users a search page serves; None pages correctly.
         # Imitates a server whose pages overlap, repeat or come back short
@@ -330,7 +333,8 @@ class AtHocSimulator:
         except ValueError as exc:
             return 400, {"Message": f"Invalid criteria: {exc}"}
         with self.lock:
-            matching = [u for u in self.users.values() if match(u)]
+            matching = [u for u in self.users.values() if match(u)
+                        and (query.get("criteria") or u["LOGIN_ID"] not in self.hidden_from_listing)]
             bias = self.total_users_bias
         page_rows = self.page_rows
         chunk = page_rows(matching, page, limit) if page_rows else matching[page * limit:(page + 1) * limit]

@@ -222,7 +222,8 @@ class BOBOProcessor:
             for problem in problems:
                 log.error(problem)
             return EXIT_CONFIG
-        sync_due = self.should_run_user_mapping_sync()
+        self.link.backing_off()
+        sync_due = self.should_run_user_mapping_sync() and not self.link.down
         sync = None if not sync_due else self._sync_with(deadline - SYNC_MARGIN_SECONDS) \
             if not self.db.mapping_count() else "later"  # with no usable mapping, who is who comes first
         files, confirmed = self.inbox.ready_files()

@@ -14,8 +14,8 @@ import time
 from datetime import datetime, timedelta
 from typing import Any, Dict, List, Optional, Tuple
 
-from athoc_link import AtHocLink
-from athoc_types import AtHocError, IncompleteListingError, ci_get
+from athoc_link import AtHocLink, CredentialsBackoffError
+from athoc_types import AtHocError, CredentialsRefusedError, IncompleteListingError, ci_get
 from backoff import Backoff
 from bobo_db import USER_MAPPING, BOBODatabase
 from config import Settings
@@ -93,7 +93,7 @@ class MappingSync:
                 raise _NoUsers()
             return self._replace(users, now, held)
         except AtHocError as exc:
-            self._failed(now, "error")
+            self._failed(now, "error", counts=not isinstance(exc, (CredentialsRefusedError, CredentialsBackoffError)))
             if isinstance(exc, IncompleteListingError) and held:
                 # AtHoc answers, its listing just does not add up (maybe on every run): duty updates go on with
                 # the mappings held, as between two syncs, instead of stopping until the listing is fixed
@@ -114,10 +114,13 @@ class MappingSync:
                       "run --sync-mappings --accept-drop; %s", exc, held, self._next_attempt())
         return False
 
-    def _failed(self, now: datetime, status: str) -> None:
+    def _failed(self, now: datetime, status: str, counts: bool = True) -> None:
+        """Record a failed sync; it backs off unless `counts` is False (refused credentials have a back-off of
+        their own, which ends as soon as the credentials change)."""
         self._forget_listing()
         self.db.record_sync(USER_MAPPING, status, now)
-        self.backoff.failed(now)
+        if counts:
+            self.backoff.failed(now)
 
     def _next_attempt(self) -> str:
         until = self.backoff.next_try()

@@ -75,8 +75,13 @@ def _read_db(path: Path, future: str = "99999999999999") -> Optional[Dict[str, A
         return {
             "mapping_sync": {"last_attempt": sync[0] if sync else None, "status": sync[1] if sync else "never",
                              "last_good": state("last_good_mapping_sync"),
+                             "next_attempt": state("mapping_sync_until"),
+                             "held_back": state("mapping_held_back"),
+                             "resuming_at_page": state("mapping_listing_next_page"),
                              "users_mapped": one("SELECT COUNT(*) FROM worker_mapping", 0),
                              "ambiguous_ids": one("SELECT COUNT(*) FROM ambiguous_ids", 0)},
+            "credentials_refused": {"times": int(state("credentials_refused_failures") or 0),
+                                    "next_try": state("credentials_refused_until")},
             "last_run": state("last_run"),
             "last_athoc_update": state("last_athoc_update"),
             "last_cleanup": state("last_cleanup"),
@@ -159,6 +164,16 @@ def format_status(status: Dict[str, Any]) -> str:
     lines.append(f"Mapping sync:        last {sync['last_attempt'] or 'never'} ({sync['status']}), "
                  f"last good {sync['last_good'] or 'never'}, {sync['users_mapped']} users mapped, "
                  f"{sync['ambiguous_ids']} ambiguous ids")
+    if sync["held_back"]:
+        lines.append(f"  held back: {sync['held_back']}; run --sync-mappings --accept-drop if the listing is right")
+    if sync["next_attempt"] and sync["status"] != "success":
+        lines.append(f"  next attempt at {sync['next_attempt']} (--sync-mappings tries at once)")
+    if sync["resuming_at_page"]:
+        lines.append(f"  a listing is being read across runs: the next run goes on from page {sync['resuming_at_page']}")
+    refused = status["credentials_refused"]
+    if refused["times"]:
+        lines.append(f"Credentials:         AtHoc refused them {refused['times']} time(s); runs ask again at "
+                     f"{refused['next_try']} or as soon as they change in the settings (a person must act)")
     lines.append(f"Last run:            {status['last_run'] or 'never'}")
     lines.append(f"Last AtHoc update:   {status['last_athoc_update'] or 'never'}")
     lines.append(f"Last cleanup:        {status['last_cleanup'] or 'never'}")
