@@ -238,6 +238,8 @@ class BOBOProcessor:
         total.add(self.pending.look_again(batches.gone_ids, self.clock()))
         if sync == "later" and not self.link.down:  # duty updates came first; the sync gets the time left
             sync = self._sync_with(deadline - SYNC_MARGIN_SECONDS)
+            if sync == "done":  # people the new mapping knows get their pending events now
+                total.add(self.pending.work(self.clock()))
         if not self.link.down and self.cleanup_due():
             self.clear_old_duty_status(exclude=total.logins_set)
         self.purge_processed_files()
