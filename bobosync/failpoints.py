@@ -1,12 +1,16 @@
-"""A test hook that kills the process at a named point of a run.
+"""Test hooks, both unset (always, in production), when they do nothing.
 
-The fault tests set BOBOSYNC_CRASH_AT=<point> to prove that a run killed there
-loses nothing and the next run recovers. Unset (always, in production) it does nothing.
+BOBOSYNC_CRASH_AT=<point> kills the process at a named point of a run: the fault tests
+prove that a run killed there loses nothing and the next run recovers.
 Points: after_parse, after_athoc, after_commit, during_mapping_replace.
+
+BOBOSYNC_TEST_BACKOFF_SCALE=<factor> scales the AtHoc client's waits between retries
+(back-off and Retry-After): 0 waits not at all, so the outage tests need not sleep.
 """
 import os
 
 ENV_VAR = "BOBOSYNC_CRASH_AT"
+BACKOFF_SCALE_VAR = "BOBOSYNC_TEST_BACKOFF_SCALE"
 
 
 def crash_point(name: str) -> None:
@@ -17,3 +21,11 @@ def crash_point(name: str) -> None:
     if hasattr(signal, "SIGKILL"):
         os.kill(os.getpid(), signal.SIGKILL)
     os._exit(137)
+
+
+def backoff_scale() -> float:
+    """The factor for every wait between retries: 1 unless the test hook says otherwise."""
+    try:
+        return max(0.0, float(os.environ.get(BACKOFF_SCALE_VAR) or 1))
+    except ValueError:
+        return 1.0

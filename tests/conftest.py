@@ -1,5 +1,6 @@
 """Shared test set-up: bobosync/ on sys.path (as when users run it from that folder),
 an AtHoc simulator on loopback, and settings pointing at it."""
+import os
 import sys
 from pathlib import Path
 from typing import Dict
@@ -22,6 +23,13 @@ SETTING_NAMES = (
     "LOG_DIRECTORY", "LOG_PURGE_DAYS", "BOBOSYNC_CRASH_AT")
 if str(BOBOSYNC_DIR) not in sys.path:
     sys.path.insert(0, str(BOBOSYNC_DIR))
+
+# The client's waits between retries (back-off, Retry-After) scaled to nothing for every run of the suite,
+# in this process and in the runs it starts (the test hook in bobosync/failpoints.py). Tests of the real
+# timing set REAL_BACKOFF; BOBOSYNC_TEST_BACKOFF_SCALE=1 in the environment runs the whole suite with it.
+BACKOFF_SCALE_VAR = "BOBOSYNC_TEST_BACKOFF_SCALE"
+REAL_BACKOFF = {BACKOFF_SCALE_VAR: "1"}
+os.environ.setdefault(BACKOFF_SCALE_VAR, "0")
 
 from athoc_simulator import AtHocSimulator, connection_settings  # noqa: E402
 from config import settings_for_tests  # noqa: E402

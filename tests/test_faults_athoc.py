@@ -36,9 +36,10 @@ from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 import pytest
 
 import bobo_processor
+from athoc_client import RETRY_AFTER_CAP_SECONDS
 from athoc_simulator import AtHocSimulator
 from bobo_csv import normalize_employee_id
-from conftest import ENTRY, ROOT, SETTING_NAMES, SiteFolders, env_for
+from conftest import ENTRY, REAL_BACKOFF, ROOT, SETTING_NAMES, SiteFolders, env_for
 
 FIELD = "On-Duty-DTG"
 DOMAIN = "demo.example"
@@ -416,7 +417,7 @@ CALL_CASES = [
     Case("401-always", 401, times=None, message="AtHoc refused a fresh token"),
     Case("403", 403, message="lacks the permission"),
     Case("404", 404, message="check ATHOC_SERVER_URL"),
-    Case("429-once", 429, retry_after=1, done=True),
+    Case("429-once", 429, retry_after=1, done=True, env=REAL_BACKOFF),  # the real wait, checked below
     Case("500-once", 500, done=True),
     Case("502-once-html", 502, body=HTML, done=True),
     Case("503-once", 503, done=True),
@@ -657,7 +658,7 @@ PERSISTENT = [
     ("sync", Case("503-always", 503, times=None, message="HTTP 503")),
     ("sync", Case("504-always", 504, times=None, message="HTTP 504")),
     ("sync", Case("429-always", 429, times=None, retry_after=1, message="rate limiting")),
-    ("sync", Case("429-retry-after-3600-once", 429, retry_after=3600, done=True)),
+    ("sync", Case("429-retry-after-3600-once", 429, retry_after=3600, done=True, env=REAL_BACKOFF)),
     ("sync", Case("timeout-always", None, times=None, delay=3, message="no answer within 2 s")),
     ("sync", Case("reset-always", None, times=None, drop=True, message="cannot reach AtHoc")),
     ("search", Case("500-always", 500, times=None, message="HTTP 500")),
@@ -675,7 +676,8 @@ def test_persistent_outages_end_the_run_in_bounded_time_and_lose_nothing(tmp_pat
         for i, (where, case) in enumerate(PERSISTENT):
             sim = AtHocSimulator(org="DEMO").start()
             sims.append(sim)
-            sc = Scenario(sim, tmp_path / f"{where}-{case.name}", HTTP_TIMEOUT_SECONDS="2", BATCH_SIZE="1")
+            sc = Scenario(sim, tmp_path / f"{where}-{case.name}", HTTP_TIMEOUT_SECONDS="2", BATCH_SIZE="1",
+                          **case.env)
             first, second = standard_files(sc)
             sc.write("a.csv", first)
             if where == "sync":
@@ -694,6 +696,8 @@ def test_persistent_outages_end_the_run_in_bounded_time_and_lose_nothing(tmp_pat
         for sc, output, took, (where, case) in zip(scenarios, outputs, elapsed, PERSISTENT):
             label = f"{where} {case.name}"
             assert took < 40, f"{label}: the run took {took:.1f} s"
+            if case.retry_after and case.env == REAL_BACKOFF:  # Retry-After honoured, up to its cap
+                assert took >= min(case.retry_after, RETRY_AFTER_CAP_SECONDS) * 0.9, f"{label}: {took:.1f} s"
             assert case.message in output, label
             check_all(sc)
             path = "SyncByCommonNames" if where == "sync" else "search/basic"
