@@ -3,7 +3,6 @@ an AtHoc simulator on loopback, and settings pointing at it."""
 import os
 import sys
 from pathlib import Path
-from typing import Dict
 
 import pytest
 
@@ -69,36 +68,6 @@ def settings_for(simulator: AtHocSimulator, **overrides):
 def settings(sim):
     """Settings for the running simulator (override fields with settings.replace(...))."""
     return settings_for(sim)
-
-
-class SiteFolders:
-    """A test site's folders, database and log file, where its environment (`self.env`) puts them."""
-
-    env: Dict[str, str]
-
-    @property
-    def csv_dir(self) -> Path:
-        return Path(self.env["CSV_DIRECTORY"])
-
-    @property
-    def processed_dir(self) -> Path:
-        return Path(self.env["PROCESSED_DIRECTORY"])
-
-    @property
-    def failed_dir(self) -> Path:
-        return Path(self.env["FAILED_FILES_DIRECTORY"])
-
-    @property
-    def db(self) -> Path:
-        return Path(self.env["DB_PATH"])
-
-    @property
-    def log_dir(self) -> Path:
-        return Path(self.env["LOG_DIRECTORY"])
-
-    @property
-    def log_file(self) -> Path:
-        return self.log_dir / "bobo_processor.log"
 
 
 def env_for(simulator: AtHocSimulator, workdir: Path, **overrides: str) -> dict:

@@ -22,7 +22,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 import bobo_processor
 from athoc_simulator import AtHocSimulator
 from bobo_csv import normalize_employee_id
-from conftest import ENTRY, ROOT, SETTING_NAMES, SiteFolders, env_for
+from conftest import ENTRY, ROOT, SETTING_NAMES, env_for
 
 FIELD = "On-Duty-DTG"
 DOMAIN = "demo.example"
@@ -136,7 +136,7 @@ def check_run(output: str, code: int, expect: Sequence[int], log_text: str) -> N
     assert "Traceback" not in log_text, log_text
 
 
-class Site(SiteFolders):
+class Site:
     """A work folder, the simulator's users and every event and file a test generated.
 
     `users` AtHoc users with collar numbers 10001 up are mapped; with `odd_users` also two users
@@ -163,6 +163,32 @@ class Site(SiteFolders):
         self.output = ""  # the last in-process run's output
         self._mtime = time.time() - 3600
         self._tags = 0
+
+    # folders, database and log file, where the site's settings put them
+
+    @property
+    def csv_dir(self) -> Path:
+        return Path(self.env["CSV_DIRECTORY"])
+
+    @property
+    def processed_dir(self) -> Path:
+        return Path(self.env["PROCESSED_DIRECTORY"])
+
+    @property
+    def failed_dir(self) -> Path:
+        return Path(self.env["FAILED_FILES_DIRECTORY"])
+
+    @property
+    def db(self) -> Path:
+        return Path(self.env["DB_PATH"])
+
+    @property
+    def log_dir(self) -> Path:
+        return Path(self.env["LOG_DIRECTORY"])
+
+    @property
+    def log_file(self) -> Path:
+        return self.log_dir / "bobo_processor.log"
 
     def configure(self, **overrides: str) -> None:
         """Change settings for the runs that follow."""
