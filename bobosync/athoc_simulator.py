@@ -15,6 +15,7 @@ import re
 import secrets
 import socket
 import ssl
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -173,7 +174,7 @@ class AtHocSimulator:
         # Imitates a server whose pages overlap, repeat or come back short
         self.page_rows: Optional[Callable[[List[Dict[str, Any]], int, int], List[Dict[str, Any]]]] = None
         self.lock = threading.RLock()
-        self._server = ThreadingHTTPServer((host, port), _Handler)
+        self._server = _Server((host, port), _Handler)
         self._server.daemon_threads = True
         self._server.simulator = self  # type: ignore[attr-defined]
         context = ssl_context
@@ -372,6 +373,16 @@ class AtHocSimulator:
                 results.append({"LOGIN_ID": login, ":SyncStatus": "OK", ":SyncDetails": ""})
             short = self.short_results
         return 200, results[:len(results) - short] if short else results
+
+
+class _Server(ThreadingHTTPServer):
+    """Quiet about a client that went away before its reply was written (it gave up after its timeout,
+    or a fault cut the connection): socketserver would print a traceback to stderr, from a thread, into
+    whatever is writing there at that moment."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -104,6 +104,18 @@ def test_read_timeout_is_a_connection_failure_naming_the_setting(sim, settings):
     assert time.monotonic() - started < 2.4
 
 
+def test_the_simulator_is_quiet_when_a_client_gave_up_before_its_reply(sim, settings, capfd):
+    """Its late reply goes to a closed connection; a traceback printed from its thread would land in
+    whatever test captures stderr at that moment."""
+    client = client_for(settings, http_timeout_seconds=0.2)
+    sim.fail("search/basic", 200, delay=0.5)
+    with pytest.raises(ConnectionFailedError):
+        client.search_users(None, ["Collar-Number"])
+    client.close()
+    time.sleep(0.6)  # the reply has been written by now
+    assert "Traceback" not in capfd.readouterr().err
+
+
 def test_unreachable_server_fails_fast_with_the_host(settings):
     closed = AtHocSimulator()
     url = closed.url
