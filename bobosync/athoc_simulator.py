@@ -196,7 +196,8 @@ class AtHocSimulator:
         return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> "AtHocSimulator":
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="athoc-simulator",
+        # polled every 10 ms for stop(), which waits for that (tests start and stop hundreds)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), name="athoc-simulator",
                                         daemon=True)
         self._thread.start()
         return self
