@@ -6,9 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 import bobo_csv
 from bobo_csv import BOBOEntry, CsvFile, is_repeated_local_time, normalize_employee_id, supersedes
+from strategies import file_with_garbage, is_text
 
 GOOD = "BON,10001,P1,20240617,065500,20240617065510,1,51.5,-0.1,8.0"
 GOOD_OFF = "BOF,10002,P2,20240617,170000,,1,,,"
@@ -146,6 +148,19 @@ def test_only_the_first_rejections_are_kept_and_the_rest_counted(tmp_path):
     assert report.rejected_count == 60 and len(report.rejected) == 50
     assert report.rejection_lines()[-1] == "f.csv: and 10 more rejected rows"
     assert report.rejection_lines()[0] == "f.csv:1: expected 10 fields, found 2"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(file_with_garbage())
+def test_property_any_bytes_never_raise_and_every_valid_row_is_read_in_order(tmp_path, content):
+    """The reader's part of test_faults_input's whole-run property, on many more files."""
+    data, events = content
+    got, report = read(tmp_path, data)
+    if is_text(data):
+        assert got == [(e.norm, e.on, e.stamp, e.created) for e in events]
+        assert report.valid == len(events) and not report.not_text
+    else:
+        assert got == [] and report.not_text and report.is_bad
 
 
 @pytest.mark.parametrize("raw, norm", [("0010001", "10001"), (" 10001 ", "10001"), ("000", "0"), ("AB01", "AB01"),

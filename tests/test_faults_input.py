@@ -26,10 +26,10 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import bobo_processor
 from athoc_simulator import AtHocSimulator
 from conftest import ENTRY, ROOT
-from testsite import (AMBIGUOUS, DOMAIN, FIELD, RUN_VARS, UNMAPPED, Ev, Site, assert_final_state, check_all,
-                      fault_site, off, on)
+from strategies import EVENT_IDS, EVENTS, SIX, STAMPS, file_with_garbage, is_text
+from testsite import (DOMAIN, FIELD, RUN_VARS, UNMAPPED, Ev, Site, assert_final_state, check_all, fault_site, off,
+                      on)
 
-SIX = [str(10001 + i) for i in range(6)]  # the collar numbers a fault site maps
 A_ROW = on("10001", "20240617065500").row_a()
 
 
@@ -46,49 +46,10 @@ def _fresh_scenario(work: Path, **env: str) -> Tuple[AtHocSimulator, Site]:
     return sim, fault_site(sim, work, **env)
 
 
-EVENT_IDS = st.sampled_from(SIX[:4] + ["010002", " 10003 ", UNMAPPED, AMBIGUOUS])
-STAMPS = st.sampled_from(["20240617065500", "20240617065500", "20240617070000", "20240617143000",
-                          "20240617150000", "20240618065500"])
-CREATED = st.sampled_from(["20240617070000", "20240617070001", "20240617150500"])
-EVENTS = st.builds(Ev, st.booleans(), EVENT_IDS, STAMPS, CREATED)
-LINE_ENDS = st.sampled_from(["\n", "\r\n"])
-CSV_NOISE = st.text(alphabet=st.sampled_from(list(',"\'\r\n \t;=+-@BONF0123456789.\u00e9\u2028\x1a\x00')),
-                    max_size=40).map(lambda t: t.encode("utf-8"))
-GARBAGE = st.one_of(st.binary(max_size=60), CSV_NOISE)
-
-
-@st.composite
-def file_with_garbage(draw) -> Tuple[bytes, List[Ev]]:
-    """Valid layout A rows, each on a line of its own, between arbitrary bytes."""
-    parts: List[bytes] = []
-    events: List[Ev] = []
-    for item in draw(st.lists(st.one_of(GARBAGE, EVENTS), max_size=12)):
-        if isinstance(item, Ev):
-            end = draw(LINE_ENDS)
-            parts.append((end + item.row_a() + end).encode())
-            events.append(item)
-        else:
-            parts.append(item)
-    if draw(st.booleans()):
-        parts.insert(0, b"\xef\xbb\xbf")
-    return b"".join(parts), events
-
-
-def _is_text(data: bytes) -> bool:
-    if b"\x00" in data:
-        return False
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            data.decode(encoding)
-            return True
-        except UnicodeDecodeError:
-            pass
-    return False
-
-
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(file_with_garbage())
 def test_property_any_bytes_never_crash_the_run_nor_lose_a_valid_row(content):
+    """40 whole runs; the reader alone gets 300 such files in test_bobo_csv.py."""
     data, events = content
     with tempfile.TemporaryDirectory() as work:
         sim, sc = _fresh_scenario(Path(work))
@@ -96,10 +57,10 @@ def test_property_any_bytes_never_crash_the_run_nor_lose_a_valid_row(content):
             sc.write_bytes("any.csv", data, events)
             sc.run(expect=(0,))  # a bad file is reported and set aside, not retried
             check_all(sc)
-            if events and _is_text(data):
+            if events and is_text(data):
                 assert sc.names(sc.processed_dir) == {"any.csv"}, sc.log()
                 assert_final_state(sc)
-            elif not _is_text(data):
+            elif not is_text(data):
                 assert sc.names(sc.failed_dir) == {"any.csv"}
                 assert not sc.sync_requests()
             else:  # no valid row: nothing sent, and the file is kept in one of the two folders
