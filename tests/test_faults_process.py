@@ -1,9 +1,10 @@
 """Fault suite, part A (issue 5): the process killed, the processed folder unusable, the database
 locked or damaged, and time (daylight saving, a clock set back).
 
-Every test drives the real entry point (`python bobosync/bobo_processor.py` as a subprocess, or
-`bobo_processor.main([])` in-process where no kill is involved) against the AtHoc simulator over
-HTTP, with real folders and a real SQLite file; nothing is mocked. Every fault test checks the
+Every test drives the real entry point (`python bobosync/bobo_processor.py` as a subprocess for a kill,
+for a run going on while the test acts, and in the daylight-saving tests, which set TZ;
+`bobo_processor.main([])` in-process otherwise) against the AtHoc simulator over HTTP, with real
+folders and a real SQLite file; nothing is mocked. Every fault test checks the
 issue's three invariants on AtHoc's state, the files on disk and the database:
 
 1. `assert_nothing_lost`: every generated event ends applied, stale, unmapped, or still in its
@@ -156,7 +157,7 @@ def test_sigkill_during_a_batch_then_the_next_run_recovers(sim, tmp_path, point)
     sc = fault_site(sim, tmp_path)
     first, second = standard_files(sc)
     sc.write("a.csv", first)
-    sc.run_scheduled()
+    sc.run()
     sc.write("b.csv", second)
     before = len(sc.sync_requests())
 
@@ -171,7 +172,7 @@ def test_sigkill_during_a_batch_then_the_next_run_recovers(sim, tmp_path, point)
     if point != "after_parse":
         assert sim.attribute(sc.logins[0], FIELD) == ""  # AtHoc answered before the kill
 
-    output = sc.run_scheduled()
+    output = sc.run()
     recovery = sc.sync_requests()[before + len(crash_requests):]
     if point == "after_parse":
         assert len(recovery) == 1
@@ -200,16 +201,16 @@ def test_sigkill_during_the_mapping_replacement_keeps_the_old_mappings(sim, tmp_
         assert len(sc.sync_requests()) == 0
         assert Path(str(sc.db) + "-journal").exists()  # killed inside the transaction
         check_all(sc)
-        sc.run_scheduled()
+        sc.run()
         assert sc.rows("SELECT COUNT(*) FROM worker_mapping")[0][0] == 6
     else:
-        sc.run_scheduled()
+        sc.run()
         held = sc.rows("SELECT employee_id, username FROM worker_mapping ORDER BY employee_id")
         assert len(held) == 6
         sc.run_scheduled("--sync-mappings", crash="during_mapping_replace")
         assert Path(str(sc.db) + "-journal").exists()
         sc.write("b.csv", second)
-        sc.run_scheduled()  # the next run rolls the half-done replacement back, then applies b.csv
+        sc.run()  # the next run rolls the half-done replacement back, then applies b.csv
         assert sc.rows("SELECT employee_id, username FROM worker_mapping ORDER BY employee_id") == held
     assert sc.rows("SELECT status FROM sync_tracking")[0][0] == "success"
     assert_requests_sound(sc)
@@ -271,7 +272,7 @@ def test_processed_folder_unusable_at_the_move_sends_once_and_moves_later(sim, t
         sc = fault_site(sim, tmp_path, PROCESSED_DIRECTORY=str(processed / "done"))
         first, second = standard_files(sc)
         sc.write("a.csv", first)
-        sc.run_scheduled()
+        sc.run()
         b_bytes = sc.write("b.csv", second).read_bytes()
         if kind == "read_only":
             if not _make_read_only(sc.processed_dir):
@@ -282,7 +283,7 @@ def test_processed_folder_unusable_at_the_move_sends_once_and_moves_later(sim, t
         before = len(sc.sync_requests())
         try:
             for attempt in range(3):  # exit 1: the move is left for the next run
-                output = sc.run_scheduled(expect=(1,))
+                output = sc.run(expect=(1,))
                 assert "Cannot move b.csv" in output and "Nothing to do" not in output
                 assert "b.csv" in sc.names(sc.csv_dir)
                 check_all(sc)
@@ -293,7 +294,7 @@ def test_processed_folder_unusable_at_the_move_sends_once_and_moves_later(sim, t
                 _undo_read_only(sc.processed_dir)
             elif filler is not None:
                 filler.unlink()
-        sc.run_scheduled()
+        sc.run()
         assert len(sc.sync_requests()) - before == 1
         assert sc.names(sc.processed_dir) == {"a.csv", "b.csv"}, "a partial copy was left behind"
         assert (sc.processed_dir / "b.csv").read_bytes() == b_bytes
@@ -309,7 +310,7 @@ def test_processed_folder_replaced_by_a_file_during_the_run(sim, tmp_path):
     sc = fault_site(sim, tmp_path)
     first, second = standard_files(sc)
     sc.write("a.csv", first)
-    sc.run_scheduled()
+    sc.run()
     sc.write("b.csv", second)
     before = len(sc.sync_requests())
     sim.fail("syncbycommonnames", delay=1.0)  # a slow but good answer
@@ -327,13 +328,13 @@ def test_processed_folder_replaced_by_a_file_during_the_run(sim, tmp_path):
     assert len(sc.sync_requests()) - before == 1
     check_all(sc)
     for _ in range(2):  # while the folder is a file: a clear error, nothing sent, the file kept
-        output = sc.run_scheduled(expect=(2,))
+        output = sc.run(expect=(2,))
         assert "PROCESSED_DIRECTORY" in output
         assert len(sc.sync_requests()) - before == 1
         check_all(sc)
     sc.processed_dir.unlink()
     aside.rename(sc.processed_dir)
-    sc.run_scheduled()
+    sc.run()
     assert len(sc.sync_requests()) - before == 1
     assert sc.names(sc.processed_dir) == {"a.csv", "b.csv"}
     assert_requests_sound(sc)
@@ -352,14 +353,14 @@ def test_database_locked_for_a_second_the_run_waits_and_succeeds(sim, tmp_path):
     sc = fault_site(sim, tmp_path)
     first, second = standard_files(sc)
     sc.write("a.csv", first)
-    sc.run_scheduled()
+    sc.run()
     sc.write("b.csv", second)
     conn = _lock(sc.db)
     releaser = threading.Timer(1.0, conn.close)
     started = time.monotonic()
     releaser.start()
     try:
-        sc.run_scheduled()
+        sc.run()
     finally:
         releaser.join()
     assert time.monotonic() - started >= 0.9
@@ -457,12 +458,12 @@ def test_damaged_database_is_set_aside_rebuilt_and_the_files_applied(sim, tmp_pa
     first = [sc.ev("BON", "10001", "20241001065500"), sc.ev("BON", "10399", "20241001070000"),
              sc.ev("BON", "10200", "20241001071000")]
     sc.write("a.csv", first)
-    sc.run_scheduled()
+    sc.run()
     damaged = damage(sc.db)
     second = [sc.ev("BOF", "10001", "20241001150000"), sc.ev("BOF", "10399", "20241001151000"),
               sc.ev("BON", "10400", "20241001152000"), sc.ev("BON", UNMAPPED, "20241001153000")]
     sc.write("b.csv", second)
-    output = sc.run_scheduled(expect=(0, 1))
+    output = sc.run(expect=(0, 1))
     aside = sorted(tmp_path.glob("bobo_mapping.db.damaged-*"))
     assert [p.name for p in aside if not p.name.endswith(("-journal", "-wal", "-shm"))], "not set aside"
     assert aside[0].read_bytes() == damaged  # the damaged file is kept as it was
@@ -471,7 +472,7 @@ def test_damaged_database_is_set_aside_rebuilt_and_the_files_applied(sim, tmp_pa
     assert_nothing_lost(sc, state_known=False)
     if "b.csv" in sc.names(sc.csv_dir):  # detected mid-run: a clear error, the next run recovers
         assert "ERROR" in output
-        sc.run_scheduled()
+        sc.run()
     assert sc.rows("SELECT COUNT(*) FROM worker_mapping")[0][0] == 400
     assert sc.rows("SELECT status FROM sync_tracking")[0][0] == "success"
     assert_requests_sound(sc)
@@ -485,7 +486,7 @@ def test_database_refusing_a_write_is_kept_and_reported_without_a_traceback(sim,
     sc = fault_site(sim, tmp_path)
     first, second = standard_files(sc)
     sc.write("a.csv", first)
-    sc.run_scheduled()
+    sc.run()
     conn = sqlite3.connect(str(sc.db))
     conn.execute("CREATE TRIGGER site_rule BEFORE INSERT ON processing_log "
                  "BEGIN SELECT RAISE(ABORT, 'processing_log is closed for maintenance'); END")
@@ -504,7 +505,7 @@ def test_database_refusing_a_write_is_kept_and_reported_without_a_traceback(sim,
     conn.execute("DROP TRIGGER site_rule")
     conn.commit()
     conn.close()
-    sc.run_scheduled()
+    sc.run()
     assert_requests_sound(sc)
     assert_final_state(sc)
 
@@ -564,7 +565,7 @@ def test_clock_set_back_cleanup_and_mapping_sync_still_run(sim, tmp_path):
     now = datetime.now().replace(microsecond=0)
     stamp = lambda t: t.strftime("%Y%m%d%H%M%S")  # noqa: E731
     sc.write("a.csv", [sc.ev("BON", "10001", stamp(now - timedelta(hours=1)))])
-    sc.run_scheduled()
+    sc.run()
     forgotten = sc.logins[1]  # on duty for two days: a missed book-off, set before bobosync
     sim.users[forgotten][FIELD] = (now - timedelta(hours=48)).strftime("%d/%m/%Y %H:%M:%S")
     future = now + timedelta(days=365)
@@ -580,7 +581,7 @@ def test_clock_set_back_cleanup_and_mapping_sync_still_run(sim, tmp_path):
     sc.write("b.csv", [sc.ev("BON", "10777", stamp(now - timedelta(minutes=30)))])
     searches = len(sim.requests_to("search/basic"))
 
-    output = sc.run_scheduled()
+    output = sc.run()
     assert "set back" in output
     assert sim.attribute(forgotten, FIELD) == ""  # the cleanup ran
     assert sim.attribute(newcomer, FIELD) == sc.events[-1].value  # the mapping sync ran
@@ -594,7 +595,7 @@ def test_clock_set_back_cleanup_and_mapping_sync_still_run(sim, tmp_path):
 
     searches = len(sim.requests_to("search/basic"))
     sent = len(sc.sync_requests())
-    output = sc.run_scheduled()  # neither stalled nor looping: nothing is due now
+    output = sc.run()  # neither stalled nor looping: nothing is due now
     assert "Nothing to do" in output and "set back" not in output
     assert len(sim.requests_to("search/basic")) == searches and len(sc.sync_requests()) == sent
     assert_requests_sound(sc, cleanup_clears=True)
