@@ -26,7 +26,8 @@ if str(BOBOSYNC_DIR) not in sys.path:
 # The client's waits between retries (back-off, Retry-After) scaled to nothing for every run of the suite,
 # in this process and in the runs it starts (the test hook in bobosync/failpoints.py). Tests of the real
 # timing set REAL_BACKOFF; BOBOSYNC_TEST_BACKOFF_SCALE=1 in the environment runs the whole suite with it.
-BACKOFF_SCALE_VAR = "BOBOSYNC_TEST_BACKOFF_SCALE"
+from failpoints import BACKOFF_SCALE_VAR  # noqa: E402
+
 REAL_BACKOFF = {BACKOFF_SCALE_VAR: "1"}
 os.environ.setdefault(BACKOFF_SCALE_VAR, "0")
 

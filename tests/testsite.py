@@ -153,7 +153,6 @@ class Site:
             sim.add_user(ODD_USERS[0], **{"Collar-Number": AMBIGUOUS})
             sim.add_user(ODD_USERS[1], **{"Collar-Number": AMBIGUOUS})
             sim.add_user(ODD_USERS[2], FIRSTNAME="No", LASTNAME="Collar")
-        self.odd_users = odd_users
         self.env: Dict[str, str] = {}
         self.configure(**env)
         self.csv_dir.mkdir(parents=True, exist_ok=True)
