@@ -27,6 +27,7 @@ from athoc_types import (AtHocError, AuthenticationError, BadRequestError, Conne
                          RateLimitedError, ServerError, SyncOutcome, UnexpectedResponseError, ci_get, classify_result,
                          parse_duty_value)
 from config import Settings, load_settings
+from failpoints import backoff_scale
 from tls import tls_context
 
 __all__ = ["AtHocClient", "AtHocError", "AuthenticationError", "BadRequestError", "ConnectionFailedError",
@@ -47,7 +48,7 @@ class _CappedRetry(Retry):
 
     def get_retry_after(self, response: Any) -> Optional[float]:
         seconds = super().get_retry_after(response)
-        return None if seconds is None else min(seconds, RETRY_AFTER_CAP_SECONDS)
+        return None if seconds is None else min(seconds, RETRY_AFTER_CAP_SECONDS) * backoff_scale()
 
 
 class _TLSAdapter(HTTPAdapter):
@@ -67,9 +68,11 @@ class _TLSAdapter(HTTPAdapter):
 
 
 def retry_policy() -> Retry:
-    """Retries for every call: connection failures twice, 429/5xx three times, with backoff."""
+    """Retries for every call: connection failures twice, 429/5xx three times, with backoff
+    (waits scaled by the test hook failpoints.backoff_scale(), 1 in production)."""
+    scale = backoff_scale()
     return _CappedRetry(total=5, connect=2, read=0, status=3, other=0, redirect=0,
-                        backoff_factor=0.5, backoff_max=4.0,
+                        backoff_factor=0.5 * scale, backoff_max=4.0 * scale,
                         status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None,
                         respect_retry_after_header=True, raise_on_status=False)
 

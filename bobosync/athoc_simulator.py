@@ -15,6 +15,7 @@ import re
 import secrets
 import socket
 import ssl
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -179,7 +180,7 @@ class AtHocSimulator:
         # "while the AtHoc call is in flight" (change a file, stop a process)
         self.on_sync: Optional[Callable[[List[Any]], None]] = None
         self.lock = threading.RLock()
-        self._server = ThreadingHTTPServer((host, port), _Handler)
+        self._server = _Server((host, port), _Handler)
         self._server.daemon_threads = True
         self._server.simulator = self  # type: ignore[attr-defined]
         context = ssl_context
@@ -201,7 +202,8 @@ class AtHocSimulator:
         return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> "AtHocSimulator":
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="athoc-simulator",
+        # polled every 10 ms for stop(), which waits for that (tests start and stop hundreds)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), name="athoc-simulator",
                                         daemon=True)
         self._thread.start()
         return self
@@ -381,6 +383,16 @@ class AtHocSimulator:
                 results.append({"LOGIN_ID": login, ":SyncStatus": "OK", ":SyncDetails": ""})
             short = self.short_results
         return 200, results[:len(results) - short] if short else results
+
+
+class _Server(ThreadingHTTPServer):
+    """Quiet about a client that went away before its reply was written (it gave up after its timeout,
+    or a fault cut the connection): socketserver would print a traceback to stderr, from a thread, into
+    whatever is writing there at that moment."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

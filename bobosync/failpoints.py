@@ -1,15 +1,20 @@
-"""Test hooks: kill the process at a named point of a run, or make reading a named file fail.
+"""Test hooks, all unset (always, in production), when they do nothing.
 
-The fault tests set BOBOSYNC_CRASH_AT=<point> to prove that a run killed there loses nothing
-and the next run recovers (points: after_parse, after_athoc, after_commit,
-during_mapping_replace), and BOBOSYNC_UNREADABLE=<file name> to refuse reading that file as
-Windows refuses a file another program locks (a test running as root cannot use permissions
-for that). Unset (always, in production) they do nothing.
+BOBOSYNC_CRASH_AT=<point> kills the process at a named point of a run: the fault tests prove
+that a run killed there loses nothing and the next run recovers (points: after_parse,
+after_athoc, after_commit, during_mapping_replace).
+
+BOBOSYNC_UNREADABLE=<file name> refuses reading that file, as Windows refuses a file another
+program locks (a test running as root cannot use permissions for that).
+
+BOBOSYNC_TEST_BACKOFF_SCALE=<factor> scales the AtHoc client's waits between retries
+(back-off and Retry-After): 0 waits not at all, so the outage tests need not sleep.
 """
 import os
 
 ENV_VAR = "BOBOSYNC_CRASH_AT"
 UNREADABLE_VAR = "BOBOSYNC_UNREADABLE"
+BACKOFF_SCALE_VAR = "BOBOSYNC_TEST_BACKOFF_SCALE"
 
 
 def crash_point(name: str) -> None:
@@ -26,3 +31,11 @@ def refuse_read(path: "os.PathLike[str]") -> None:
     """Raise PermissionError, as for a file that may not be read, if the test hook names this file."""
     if os.environ.get(UNREADABLE_VAR) == os.path.basename(path):
         raise PermissionError(13, "Permission denied (test hook)", os.fspath(path))
+
+
+def backoff_scale() -> float:
+    """The factor for every wait between retries: 1 unless the test hook says otherwise."""
+    try:
+        return max(0.0, float(os.environ.get(BACKOFF_SCALE_VAR) or 1))
+    except ValueError:
+        return 1.0

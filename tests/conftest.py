@@ -1,8 +1,8 @@
 """Shared test set-up: bobosync/ on sys.path (as when users run it from that folder),
 an AtHoc simulator on loopback, and settings pointing at it."""
+import os
 import sys
 from pathlib import Path
-from typing import Dict
 
 import pytest
 
@@ -12,6 +12,14 @@ ENTRY = "bobosync/bobo_processor.py"  # the scheduled entry point, relative to R
 
 if str(BOBOSYNC_DIR) not in sys.path:
     sys.path.insert(0, str(BOBOSYNC_DIR))
+
+# The client's waits between retries (back-off, Retry-After) scaled to nothing for every run of the suite,
+# in this process and in the runs it starts (the test hook in bobosync/failpoints.py). Tests of the real
+# timing set REAL_BACKOFF; BOBOSYNC_TEST_BACKOFF_SCALE=1 in the environment runs the whole suite with it.
+from failpoints import BACKOFF_SCALE_VAR  # noqa: E402
+
+REAL_BACKOFF = {BACKOFF_SCALE_VAR: "1"}
+os.environ.setdefault(BACKOFF_SCALE_VAR, "0")
 
 from athoc_simulator import AtHocSimulator, connection_settings  # noqa: E402
 from config import ENVIRONMENT_NAMES, settings_for_tests  # noqa: E402
@@ -57,36 +65,6 @@ def settings_for(simulator: AtHocSimulator, **overrides):
 def settings(sim):
     """Settings for the running simulator (override fields with settings.replace(...))."""
     return settings_for(sim)
-
-
-class SiteFolders:
-    """A test site's folders, database and log file, where its environment (`self.env`) puts them."""
-
-    env: Dict[str, str]
-
-    @property
-    def csv_dir(self) -> Path:
-        return Path(self.env["CSV_DIRECTORY"])
-
-    @property
-    def processed_dir(self) -> Path:
-        return Path(self.env["PROCESSED_DIRECTORY"])
-
-    @property
-    def failed_dir(self) -> Path:
-        return Path(self.env["FAILED_FILES_DIRECTORY"])
-
-    @property
-    def db(self) -> Path:
-        return Path(self.env["DB_PATH"])
-
-    @property
-    def log_dir(self) -> Path:
-        return Path(self.env["LOG_DIRECTORY"])
-
-    @property
-    def log_file(self) -> Path:
-        return self.log_dir / "bobo_processor.log"
 
 
 def env_for(simulator: AtHocSimulator, workdir: Path, **overrides: str) -> dict:

@@ -13,7 +13,7 @@ from athoc_client import (AtHocClient, AuthenticationError, BadRequestError, Con
                           IncompleteListingError, NotFoundError, PermissionDeniedError, ServerError,
                           UnexpectedResponseError, classify_result, criteria_eq)
 from athoc_simulator import AtHocSimulator
-from conftest import BOBOSYNC_DIR, ENTRY, ROOT, SETTING_NAMES, env_for, settings_for
+from conftest import BACKOFF_SCALE_VAR, BOBOSYNC_DIR, ENTRY, ROOT, SETTING_NAMES, env_for, settings_for
 
 FIELD = "On-Duty-DTG"
 
@@ -59,7 +59,8 @@ def test_a_token_refused_twice_is_an_authentication_error(sim, settings):
 
 # --- retries and time bounds ---
 
-def test_429_waits_as_retry_after_says_then_succeeds(sim, settings):
+def test_429_waits_as_retry_after_says_then_succeeds(sim, settings, monkeypatch):
+    monkeypatch.setenv(BACKOFF_SCALE_VAR, "1")  # the real wait
     sim.seed_users(1)
     client = AtHocClient(settings)
     sim.fail("search/basic", 429, retry_after=1)
@@ -78,14 +79,21 @@ def test_503_is_retried_with_backoff_then_succeeds(sim, settings):
     assert len(sim.requests_to("syncbycommonnames")) == 3
 
 
-def test_persistent_503_fails_inside_the_time_bound(sim, settings):
+@pytest.mark.parametrize("scale", ["1", "0"])
+def test_persistent_503_fails_inside_the_time_bound(sim, settings, monkeypatch, scale):
+    """With the real back-off (0 s, 1 s, 2 s) and with the test hook that the rest of the suite uses."""
+    monkeypatch.setenv(BACKOFF_SCALE_VAR, scale)
     client = AtHocClient(settings)
     sim.fail("syncbycommonnames", 503, times=None)
     started = time.monotonic()
     with pytest.raises(ServerError, match="HTTP 503"):
         client.batch_update_duty_status({"x@demo.example": ""}, FIELD)
-    assert time.monotonic() - started < 15
+    took = time.monotonic() - started
     assert len(sim.requests_to("syncbycommonnames")) == 4  # the first try and three retries
+    if scale == "1":
+        assert 2.7 <= took < 15  # it backs off, and the whole call stays bounded
+    else:
+        assert took < 1  # the test hook takes the waits away
 
 
 def test_read_timeout_is_a_connection_failure_naming_the_setting(sim, settings):
@@ -95,6 +103,18 @@ def test_read_timeout_is_a_connection_failure_naming_the_setting(sim, settings):
     with pytest.raises(ConnectionFailedError, match="HTTP_TIMEOUT_SECONDS"):
         client.search_users(None, ["Collar-Number"])
     assert time.monotonic() - started < 2.4
+
+
+def test_the_simulator_is_quiet_when_a_client_gave_up_before_its_reply(sim, settings, capfd):
+    """Its late reply goes to a closed connection; a traceback printed from its thread would land in
+    whatever test captures stderr at that moment."""
+    client = client_for(settings, http_timeout_seconds=0.2)
+    sim.fail("search/basic", 200, delay=0.5)
+    with pytest.raises(ConnectionFailedError):
+        client.search_users(None, ["Collar-Number"])
+    client.close()
+    time.sleep(0.6)  # the reply has been written by now
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_unreachable_server_fails_fast_with_the_host(settings):

@@ -1,186 +1,42 @@
 """Fault suite, part A (issue 5): the process killed, the processed folder unusable, the database
 locked or damaged, and time (daylight saving, a clock set back).
 
-Every test drives the real entry point (`python bobosync/bobo_processor.py` as a subprocess, or
-`bobo_processor.main([])` in-process where no kill is involved) against the AtHoc simulator over
-HTTP, with real folders and a real SQLite file; nothing is mocked. Every fault test checks the
+Every test drives the real entry point (`python bobosync/bobo_processor.py` as a subprocess for a kill,
+for a run going on while the test acts, and in the daylight-saving tests, which set TZ;
+`bobo_processor.main([])` in-process otherwise) against the AtHoc simulator over HTTP, with real
+folders and a real SQLite file; nothing is mocked. Every fault test checks the
 issue's three invariants on AtHoc's state, the files on disk and the database:
 
 1. `assert_nothing_lost`: every generated event ends applied, stale, unmapped, or still in its
    file in the CSV or failed folder.
 2. `assert_requests_sound`: every SyncByCommonNames request carried only mapped users, only
    LOGIN_ID and the duty field, syncExistingUsersOnly=true, and never an older event over a newer.
-3. `Scenario.run` / `Scenario.run_in_process`: no traceback, a documented exit code; each test
+3. `Site.run_scheduled` / `Site.run` (tests/testsite.py): no traceback, a documented exit code; each test
    then runs again with the fault removed and checks the final AtHoc state (`assert_final_state`).
 """
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import pytest
 
 import bobo_db
-import bobo_processor
-from conftest import ENTRY, ROOT, SETTING_NAMES as BASE_SETTING_NAMES, SiteFolders, env_for
+from testsite import AMBIGUOUS, FIELD, ODD_USERS, UNMAPPED, Ev, Site, fault_site
 
-FIELD = "On-Duty-DTG"
-DOMAIN = "demo.example"
-AMBIGUOUS = "20001"  # held by two AtHoc users: mapped to nobody
-UNMAPPED = "99999"  # no AtHoc user
-SETTING_NAMES = BASE_SETTING_NAMES + ("TZ",)
-KILLED = -signal.SIGKILL if hasattr(signal, "SIGKILL") else 137
-
-
-# --- events and files ---
-
-@dataclass(frozen=True)
-class Ev:
-    """One generated duty event. `real` orders the events of one employee as they really happened
-    (by default the local clocking time, then record created; the daylight-saving tests give UTC)."""
-
-    kind: str
-    eid: str
-    stamp: str  # YYYYMMDDHHMMSS, local
-    created: str
-    tag: str  # unique payroll field, so that each row's text is unique on disk
-    real: str
-
-    @property
-    def row(self) -> str:
-        return f"{self.kind},{self.eid},{self.tag},{self.stamp[:8]},{self.stamp[8:]},{self.created},1,51.5,-0.12,8.0"
-
-    @property
-    def value(self) -> str:
-        if self.kind == "BOF":
-            return ""
-        t = self.stamp
-        return f"{t[6:8]}/{t[4:6]}/{t[:4]} {t[8:10]}:{t[10:12]}:{t[12:14]}"
-
-
-class Scenario(SiteFolders):
-    """A work folder, the simulator's users and every event and file a test generated."""
-
-    def __init__(self, sim, tmp_path: Path, users: int = 6, **env: str):
-        self.sim, self.work = sim, tmp_path
-        self.logins = sim.seed_users(users)
-        self.mapped = {login: str(10001 + i) for i, login in enumerate(self.logins)}
-        sim.add_user(f"twin.a@{DOMAIN}", **{"Collar-Number": AMBIGUOUS})
-        sim.add_user(f"twin.b@{DOMAIN}", **{"Collar-Number": AMBIGUOUS})
-        sim.add_user(f"nocollar@{DOMAIN}", FIRSTNAME="No", LASTNAME="Collar")
-        self.env = {**env_for(sim, tmp_path), "AUTO_CLEANUP_HOURS": "0", **env}
-        self.csv_dir.mkdir(parents=True, exist_ok=True)
-        self.events: List[Ev] = []
-        self.files: Dict[str, List[Ev]] = {}
-        self.extra_folders: List[Path] = []  # where a test put a folder aside
-        self._mtime = time.time() - 3600
-
-    def login_of(self, eid: str) -> Optional[str]:
-        return next((login for login, e in self.mapped.items() if e == eid), None)
-
-    def add_mapped_user(self, eid: str) -> str:
-        login = f"user{eid}@{DOMAIN}"
-        self.sim.add_user(login, **{"Collar-Number": eid})
-        self.mapped[login] = eid
-        return login
-
-    def ev(self, kind: str, eid: str, stamp: str, created: str = "", real: str = "") -> Ev:
-        event = Ev(kind, eid, stamp, created or stamp, f"P{len(self.events):05d}", real or stamp + (created or stamp))
-        self.events.append(event)
-        return event
-
-    def write(self, name: str, events: Sequence[Ev]) -> Path:
-        """A layout A file; each new file is 1 s 'younger' than the last, so the oldest-first order is known."""
-        path = self.csv_dir / name
-        path.write_text("".join(e.row + "\r\n" for e in events), encoding="utf-8")
-        self._mtime += 1
-        os.utime(path, (self._mtime, self._mtime))
-        self.files[name] = list(events)
-        return path
-
-    # runs
-
-    def full_env(self, crash: Optional[str] = None, **extra: str) -> Dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
-        env.update(self.env)
-        env.update(extra)
-        if crash:
-            env["BOBOSYNC_CRASH_AT"] = crash
-        return env
-
-    def start(self, *args: str, crash: Optional[str] = None, **extra: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, ENTRY, *args], cwd=str(ROOT), env=self.full_env(crash, **extra),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def finish(self, proc: subprocess.Popen, expect: Tuple[int, ...], timeout: float = 60) -> str:
-        out, err = proc.communicate(timeout=timeout)
-        output = out + err
-        assert "Traceback" not in output, output
-        assert proc.returncode in expect, f"exit {proc.returncode}, expected {expect}:\n{output}"
-        self.assert_log_clean()
-        return output
-
-    def run(self, *args: str, crash: Optional[str] = None, expect: Tuple[int, ...] = (0,), **extra: str) -> str:
-        """One real scheduled run as Task Scheduler starts it; invariant 3 on its output and exit code."""
-        if crash:
-            expect = (KILLED,)
-        return self.finish(self.start(*args, crash=crash, **extra), expect)
-
-    def run_in_process(self, monkeypatch, capsys, expect: Tuple[int, ...] = (0,)) -> str:
-        """`bobo_processor.main([])` in this process, with the same settings (never a crash point here)."""
-        for name in SETTING_NAMES:
-            monkeypatch.delenv(name, raising=False)
-        for name, value in self.env.items():
-            monkeypatch.setenv(name, value)
-        capsys.readouterr()
-        code = bobo_processor.main([])
-        captured = capsys.readouterr()
-        output = captured.out + captured.err
-        assert "Traceback" not in output, output
-        assert code in expect, f"exit {code}, expected {expect}:\n{output}"
-        self.assert_log_clean()
-        return output
-
-    def log(self) -> str:
-        return self.log_file.read_text(encoding="utf-8") if self.log_file.exists() else ""
-
-    def assert_log_clean(self) -> None:
-        assert "Traceback" not in self.log(), self.log()
-
-    # state
-
-    def rows(self, sql: str, args: Tuple = ()) -> List[Tuple]:
-        conn = sqlite3.connect(str(self.db), timeout=5)
-        try:
-            return conn.execute(sql, args).fetchall()
-        finally:
-            conn.close()
-
-    def duty_state(self) -> Dict[str, Tuple[str, str, str]]:
-        return {e: (t, c, v) for e, t, c, v in
-                self.rows("SELECT employee_id, event_time, record_created, athoc_value FROM duty_state")}
-
-    def sync_requests(self) -> list:
-        return self.sim.requests_to("SyncByCommonNames")
-
-    def sent(self) -> int:
-        return len(self.sync_requests())
-
-    def names(self, folder: Path) -> Set[str]:
-        return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
 
 
 # --- the three invariants ---
+# Here events are found by their rows' text (each has a tag of its own, Site.ev) in the site's folders and
+# where a test put a folder aside, and ordered by `real` (UTC in the daylight-saving tests); after damage to
+# the database, duty state is judged from AtHoc alone. tests/testsite.py has the by-file versions.
 
-def _rows_on_disk(sc: Scenario) -> Dict[str, Set[str]]:
+def _rows_on_disk(sc: Site) -> Dict[str, Set[str]]:
     """Row text -> the folders ('csv', 'processed', 'failed') holding a file with that row."""
     found: Dict[str, Set[str]] = {}
     folders = [("csv", sc.csv_dir), ("processed", sc.processed_dir), ("failed", sc.failed_dir)]
@@ -199,7 +55,7 @@ def _rows_on_disk(sc: Scenario) -> Dict[str, Set[str]]:
     return found
 
 
-def assert_nothing_lost(sc: Scenario, state_known: bool = True) -> Dict[str, str]:
+def assert_nothing_lost(sc: Site, state_known: bool = True) -> Dict[str, str]:
     """Invariant 1: each generated event is applied, stale, unmapped, or still in its file in the CSV or
     failed folder. `state_known=False` when the database holding duty state was just damaged: then an
     event counts as applied or stale when AtHoc holds that event or a newer one of the employee.
@@ -235,7 +91,7 @@ def assert_nothing_lost(sc: Scenario, state_known: bool = True) -> Dict[str, str
     return fates
 
 
-def assert_requests_sound(sc: Scenario, cleanup_clears: bool = False) -> None:
+def assert_requests_sound(sc: Site, cleanup_clears: bool = False) -> None:
     """Invariant 2 over every SyncByCommonNames request the simulator recorded, in arrival order."""
     newest: Dict[str, str] = {}
     for request in sc.sync_requests():
@@ -255,7 +111,7 @@ def assert_requests_sound(sc: Scenario, cleanup_clears: bool = False) -> None:
             newest[login] = min(candidates)
 
 
-def expected_values(sc: Scenario) -> Dict[str, Optional[str]]:
+def expected_values(sc: Site) -> Dict[str, Optional[str]]:
     """Each mapped user's duty value once every generated event is handled: the newest event wins."""
     expected: Dict[str, Optional[str]] = {}
     for login, eid in sc.mapped.items():
@@ -264,7 +120,7 @@ def expected_values(sc: Scenario) -> Dict[str, Optional[str]]:
     return expected
 
 
-def assert_final_state(sc: Scenario, state_known: bool = True, **overrides: Optional[str]) -> None:
+def assert_final_state(sc: Site, state_known: bool = True, **overrides: Optional[str]) -> None:
     """Invariant 3's end: every file handled, AtHoc holds the newest event of every mapped user."""
     assert not [p for p in sc.csv_dir.iterdir() if p.suffix.lower() == ".csv"], sorted(sc.names(sc.csv_dir))
     fates = assert_nothing_lost(sc, state_known)
@@ -273,11 +129,11 @@ def assert_final_state(sc: Scenario, state_known: bool = True, **overrides: Opti
     expected.update({k: v for k, v in overrides.items()})
     for login, value in expected.items():
         assert sc.sim.attribute(login, FIELD) == value, login
-    for login in (f"twin.a@{DOMAIN}", f"twin.b@{DOMAIN}", f"nocollar@{DOMAIN}"):
+    for login in ODD_USERS:
         assert sc.sim.attribute(login, FIELD) is None
 
 
-def standard_files(sc: Scenario) -> Tuple[List[Ev], List[Ev]]:
+def standard_files(sc: Site) -> Tuple[List[Ev], List[Ev]]:
     """a.csv (three book-ons) and b.csv: a newer book-off, an older event (stale), a book-on and
     book-off in one file, a new book-on, an unmapped and an ambiguous employee."""
     first = [sc.ev("BON", "10001", "20241001065500"), sc.ev("BON", "10002", "20241001070000"),
@@ -289,7 +145,7 @@ def standard_files(sc: Scenario) -> Tuple[List[Ev], List[Ev]]:
     return first, second
 
 
-def check_all(sc: Scenario, cleanup_clears: bool = False) -> Dict[str, str]:
+def check_all(sc: Site, cleanup_clears: bool = False) -> Dict[str, str]:
     assert_requests_sound(sc, cleanup_clears)
     return assert_nothing_lost(sc)
 
@@ -298,14 +154,14 @@ def check_all(sc: Scenario, cleanup_clears: bool = False) -> Dict[str, str]:
 
 @pytest.mark.parametrize("point", ["after_parse", "after_athoc", "after_commit"])
 def test_sigkill_during_a_batch_then_the_next_run_recovers(sim, tmp_path, point):
-    sc = Scenario(sim, tmp_path)
+    sc = fault_site(sim, tmp_path)
     first, second = standard_files(sc)
     sc.write("a.csv", first)
     sc.run()
     sc.write("b.csv", second)
-    before = sc.sent()
+    before = len(sc.sync_requests())
 
-    sc.run(crash=point)
+    sc.run_scheduled(crash=point)
     crash_requests = sc.sync_requests()[before:]
     fates = check_all(sc)
     assert "b.csv" in sc.names(sc.csv_dir)
@@ -336,13 +192,13 @@ def test_sigkill_during_a_batch_then_the_next_run_recovers(sim, tmp_path, point)
 
 @pytest.mark.parametrize("when", ["first_sync", "resync"])
 def test_sigkill_during_the_mapping_replacement_keeps_the_old_mappings(sim, tmp_path, when):
-    sc = Scenario(sim, tmp_path)
+    sc = fault_site(sim, tmp_path)
     first, second = standard_files(sc)
     sc.write("a.csv", first)
     if when == "first_sync":
         sc.write("b.csv", second)
-        sc.run(crash="during_mapping_replace")
-        assert sc.sent() == 0
+        sc.run_scheduled(crash="during_mapping_replace")
+        assert len(sc.sync_requests()) == 0
         assert Path(str(sc.db) + "-journal").exists()  # killed inside the transaction
         check_all(sc)
         sc.run()
@@ -351,7 +207,7 @@ def test_sigkill_during_the_mapping_replacement_keeps_the_old_mappings(sim, tmp_
         sc.run()
         held = sc.rows("SELECT employee_id, username FROM worker_mapping ORDER BY employee_id")
         assert len(held) == 6
-        sc.run("--sync-mappings", crash="during_mapping_replace")
+        sc.run_scheduled("--sync-mappings", crash="during_mapping_replace")
         assert Path(str(sc.db) + "-journal").exists()
         sc.write("b.csv", second)
         sc.run()  # the next run rolls the half-done replacement back, then applies b.csv
@@ -413,7 +269,7 @@ def test_processed_folder_unusable_at_the_move_sends_once_and_moves_later(sim, t
         if not _mount_tiny_tmpfs(processed):
             pytest.skip("a full drive needs a small filesystem to mount, which needs root")
     try:
-        sc = Scenario(sim, tmp_path, PROCESSED_DIRECTORY=str(processed / "done"))
+        sc = fault_site(sim, tmp_path, PROCESSED_DIRECTORY=str(processed / "done"))
         first, second = standard_files(sc)
         sc.write("a.csv", first)
         sc.run()
@@ -424,14 +280,14 @@ def test_processed_folder_unusable_at_the_move_sends_once_and_moves_later(sim, t
             filler = None
         else:
             filler = _fill(processed)
-        before = sc.sent()
+        before = len(sc.sync_requests())
         try:
             for attempt in range(3):  # exit 1: the move is left for the next run
                 output = sc.run(expect=(1,))
                 assert "Cannot move b.csv" in output and "Nothing to do" not in output
                 assert "b.csv" in sc.names(sc.csv_dir)
                 check_all(sc)
-            assert sc.sent() - before == 1  # AtHoc updated once, no re-sending loop
+            assert len(sc.sync_requests()) - before == 1  # AtHoc updated once, no re-sending loop
             assert sc.log().count("ERROR   bobosync: Cannot move b.csv") == 3
         finally:
             if kind == "read_only":
@@ -439,7 +295,7 @@ def test_processed_folder_unusable_at_the_move_sends_once_and_moves_later(sim, t
             elif filler is not None:
                 filler.unlink()
         sc.run()
-        assert sc.sent() - before == 1
+        assert len(sc.sync_requests()) - before == 1
         assert sc.names(sc.processed_dir) == {"a.csv", "b.csv"}, "a partial copy was left behind"
         assert (sc.processed_dir / "b.csv").read_bytes() == b_bytes
         assert_requests_sound(sc)
@@ -451,16 +307,16 @@ def test_processed_folder_unusable_at_the_move_sends_once_and_moves_later(sim, t
 
 def test_processed_folder_replaced_by_a_file_during_the_run(sim, tmp_path):
     """Works as root too: the folder is swapped for a file while AtHoc is answering."""
-    sc = Scenario(sim, tmp_path)
+    sc = fault_site(sim, tmp_path)
     first, second = standard_files(sc)
     sc.write("a.csv", first)
     sc.run()
     sc.write("b.csv", second)
-    before = sc.sent()
+    before = len(sc.sync_requests())
     sim.fail("syncbycommonnames", delay=1.0)  # a slow but good answer
     proc = sc.start()
     deadline = time.monotonic() + 20
-    while sc.sent() == before:
+    while len(sc.sync_requests()) == before:
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.02)
     aside = tmp_path / "processed_aside"
@@ -469,17 +325,17 @@ def test_processed_folder_replaced_by_a_file_during_the_run(sim, tmp_path):
     sc.processed_dir.write_text("not a folder")
     sc.finish(proc, (1,))
     assert "Cannot move b.csv" in sc.log()
-    assert sc.sent() - before == 1
+    assert len(sc.sync_requests()) - before == 1
     check_all(sc)
     for _ in range(2):  # while the folder is a file: a clear error, nothing sent, the file kept
         output = sc.run(expect=(2,))
         assert "PROCESSED_DIRECTORY" in output
-        assert sc.sent() - before == 1
+        assert len(sc.sync_requests()) - before == 1
         check_all(sc)
     sc.processed_dir.unlink()
     aside.rename(sc.processed_dir)
     sc.run()
-    assert sc.sent() - before == 1
+    assert len(sc.sync_requests()) - before == 1
     assert sc.names(sc.processed_dir) == {"a.csv", "b.csv"}
     assert_requests_sound(sc)
     assert_final_state(sc)
@@ -494,7 +350,7 @@ def _lock(db: Path) -> sqlite3.Connection:
 
 
 def test_database_locked_for_a_second_the_run_waits_and_succeeds(sim, tmp_path):
-    sc = Scenario(sim, tmp_path)
+    sc = fault_site(sim, tmp_path)
     first, second = standard_files(sc)
     sc.write("a.csv", first)
     sc.run()
@@ -512,62 +368,62 @@ def test_database_locked_for_a_second_the_run_waits_and_succeeds(sim, tmp_path):
     assert_final_state(sc)
 
 
-def test_database_locked_throughout_exits_1_keeps_the_files_then_recovers(sim, tmp_path, monkeypatch, capsys):
+def test_database_locked_throughout_exits_1_keeps_the_files_then_recovers(sim, tmp_path, monkeypatch):
     monkeypatch.setattr(bobo_db, "BUSY_TIMEOUT_SECONDS", 1)
-    sc = Scenario(sim, tmp_path)
+    sc = fault_site(sim, tmp_path)
     first, second = standard_files(sc)
     sc.write("a.csv", first)
-    sc.run_in_process(monkeypatch, capsys)
+    sc.run()
     sc.write("b.csv", second)
-    before = sc.sent()
+    before = len(sc.sync_requests())
     conn = _lock(sc.db)
     try:
-        output = sc.run_in_process(monkeypatch, capsys, expect=(1,))
+        output = sc.run(expect=(1,))
     finally:
         conn.close()
     assert "is locked" in output and str(sc.db) in output
     assert "ERROR" in sc.log()
-    assert sc.sent() == before
+    assert len(sc.sync_requests()) == before
     assert "b.csv" in sc.names(sc.csv_dir)
     check_all(sc)
-    sc.run_in_process(monkeypatch, capsys)
+    sc.run()
     assert_requests_sound(sc)
     assert_final_state(sc)
 
 
-def test_database_locked_at_the_commit_after_athoc_answered(sim, tmp_path, monkeypatch, capsys):
+def test_database_locked_at_the_commit_after_athoc_answered(sim, tmp_path, monkeypatch):
     """A viewer opens the database while AtHoc is answering: the commit waits, gives up, exit 1;
     the next run sends the same values again (harmless) and records them."""
     monkeypatch.setattr(bobo_db, "BUSY_TIMEOUT_SECONDS", 1)
-    sc = Scenario(sim, tmp_path)
+    sc = fault_site(sim, tmp_path)
     first, second = standard_files(sc)
     sc.write("a.csv", first)
-    sc.run_in_process(monkeypatch, capsys)
+    sc.run()
     sc.write("b.csv", second)
-    before = sc.sent()
+    before = len(sc.sync_requests())
     sim.fail("syncbycommonnames", delay=0.5)
     holder: Dict[str, sqlite3.Connection] = {}
 
     def lock_when_athoc_is_called() -> None:
         deadline = time.monotonic() + 20
-        while sc.sent() == before and time.monotonic() < deadline:
+        while len(sc.sync_requests()) == before and time.monotonic() < deadline:
             time.sleep(0.01)
         holder["conn"] = _lock(sc.db)
 
     locker = threading.Thread(target=lock_when_athoc_is_called)
     locker.start()
     try:
-        output = sc.run_in_process(monkeypatch, capsys, expect=(1,))
+        output = sc.run(expect=(1,))
     finally:
         locker.join()
         holder["conn"].close()
     assert "is locked" in output
-    assert sc.sent() - before == 1
+    assert len(sc.sync_requests()) - before == 1
     assert sim.attribute(sc.logins[0], FIELD) == ""
     assert "b.csv" in sc.names(sc.csv_dir)
     check_all(sc)
-    sc.run_in_process(monkeypatch, capsys)
-    assert sc.sent() - before == 2
+    sc.run()
+    assert len(sc.sync_requests()) - before == 2
     assert sc.sync_requests()[-1].body == sc.sync_requests()[-2].body
     assert_requests_sound(sc)
     assert_final_state(sc)
@@ -598,7 +454,7 @@ def _zero_second_half(db: Path) -> bytes:
 
 @pytest.mark.parametrize("damage", [_garbage, _truncate, _zero_second_half], ids=["garbage", "truncated", "zeroed"])
 def test_damaged_database_is_set_aside_rebuilt_and_the_files_applied(sim, tmp_path, damage):
-    sc = Scenario(sim, tmp_path, users=400)  # a few hundred mappings: a database of many pages
+    sc = fault_site(sim, tmp_path, users=400)  # a few hundred mappings: a database of many pages
     first = [sc.ev("BON", "10001", "20241001065500"), sc.ev("BON", "10399", "20241001070000"),
              sc.ev("BON", "10200", "20241001071000")]
     sc.write("a.csv", first)
@@ -627,7 +483,7 @@ def test_damaged_database_is_set_aside_rebuilt_and_the_files_applied(sim, tmp_pa
 def test_database_refusing_a_write_is_kept_and_reported_without_a_traceback(sim, tmp_path):
     """A healthy database that refuses a write (here a trigger someone added; SQLite says 'constraint'):
     not damage, so the file is kept as it is; the operator gets one ERROR line, exit 1, the files wait."""
-    sc = Scenario(sim, tmp_path)
+    sc = fault_site(sim, tmp_path)
     first, second = standard_files(sc)
     sc.write("a.csv", first)
     sc.run()
@@ -638,10 +494,10 @@ def test_database_refusing_a_write_is_kept_and_reported_without_a_traceback(sim,
     conn.close()
     sc.write("b.csv", second)
     proc = sc.start()
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 1 and "Traceback" not in out + err, out + err
-    assert "ERROR" in out + err and "processing_log is closed for maintenance" in out + err
-    assert str(sc.db) in out + err and "Traceback" not in sc.log()
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "Traceback" not in output, output
+    assert "ERROR" in output and "processing_log is closed for maintenance" in output
+    assert str(sc.db) in output and "Traceback" not in sc.log()
     assert not list(tmp_path.glob("bobo_mapping.db.damaged-*"))  # not damage: nothing set aside
     assert "b.csv" in sc.names(sc.csv_dir)  # the batch's writes rolled back: the file waits
     check_all(sc)
@@ -661,29 +517,29 @@ LONDON = {"TZ": "Europe/London"}
 
 def test_dst_repeated_hour_across_runs_the_later_arrival_wins(sim, tmp_path):
     """27 Oct 2024, London: 01:00-01:59 happens twice. `real` is UTC."""
-    sc = Scenario(sim, tmp_path, **LONDON)
+    sc = fault_site(sim, tmp_path, **LONDON)
     sc.write("a.csv", [
         sc.ev("BON", "10001", "20241027013000", "20241027013010", real="20241027003000"),  # first 01:30 (BST)
         sc.ev("BON", "10002", "20241027030000", real="20241027030000"),
         sc.ev("BON", "10003", "20241027013000", real="20241027003000"),
     ])
-    sc.run()
+    sc.run_scheduled()
     assert sim.attribute(sc.logins[0], FIELD) == "27/10/2024 01:30:00"
     sc.write("b.csv", [
         sc.ev("BOF", "10001", "20241027011000", "20241027011020", real="20241027011000"),  # second 01:10 (GMT)
         sc.ev("BOF", "10002", "20241027020000", real="20241027020000"),  # outside the hour: older, stale
         sc.ev("BOF", "10003", "20241027005000", real="20241026235000"),  # 00:50 BST: older, stale
     ])
-    sc.run()
+    sc.run_scheduled()
     fates = check_all(sc)
-    assert [fates[e.tag] for e in sc.files["b.csv"]] == ["applied", "stale", "stale"]
+    assert [fates[e.tag] for e in sc.events_in("b.csv")] == ["applied", "stale", "stale"]
     assert_final_state(sc)
     assert sim.attribute(sc.logins[0], FIELD) == ""  # booked off: nobody pages them
     assert sim.attribute(sc.logins[1], FIELD) == "27/10/2024 03:00:00"
 
 
 def test_dst_repeated_hour_in_one_batch_the_later_file_and_row_win(sim, tmp_path):
-    sc = Scenario(sim, tmp_path, **LONDON)
+    sc = fault_site(sim, tmp_path, **LONDON)
     sc.write("a.csv", [
         sc.ev("BON", "10001", "20241027013000", real="20241027003000"),
         sc.ev("BON", "10003", "20241027004000", real="20241026234000"),
@@ -696,7 +552,7 @@ def test_dst_repeated_hour_in_one_batch_the_later_file_and_row_win(sim, tmp_path
         sc.ev("BON", "10002", "20241027014000", real="20241027004000"),
         sc.ev("BOF", "10002", "20241027010500", real="20241027010500"),
     ])
-    sc.run()
+    sc.run_scheduled()
     check_all(sc)
     assert_final_state(sc)
     assert sim.attribute(sc.logins[0], FIELD) == ""
@@ -705,7 +561,7 @@ def test_dst_repeated_hour_in_one_batch_the_later_file_and_row_win(sim, tmp_path
 
 
 def test_clock_set_back_cleanup_and_mapping_sync_still_run(sim, tmp_path):
-    sc = Scenario(sim, tmp_path, AUTO_CLEANUP_HOURS="24", CLEANUP_INTERVAL_MINUTES="60")
+    sc = fault_site(sim, tmp_path, AUTO_CLEANUP_HOURS="24", CLEANUP_INTERVAL_MINUTES="60")
     now = datetime.now().replace(microsecond=0)
     stamp = lambda t: t.strftime("%Y%m%d%H%M%S")  # noqa: E731
     sc.write("a.csv", [sc.ev("BON", "10001", stamp(now - timedelta(hours=1)))])
@@ -738,9 +594,9 @@ def test_clock_set_back_cleanup_and_mapping_sync_still_run(sim, tmp_path):
     assert len(sim.requests_to("search/basic")) > searches
 
     searches = len(sim.requests_to("search/basic"))
-    sent = sc.sent()
+    sent = len(sc.sync_requests())
     output = sc.run()  # neither stalled nor looping: nothing is due now
     assert "Nothing to do" in output and "set back" not in output
-    assert len(sim.requests_to("search/basic")) == searches and sc.sent() == sent
+    assert len(sim.requests_to("search/basic")) == searches and len(sc.sync_requests()) == sent
     assert_requests_sound(sc, cleanup_clears=True)
     assert_final_state(sc, **{forgotten: ""})
