@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Dict, List, Optional, Tuple
 
 from athoc_link import AtHocLink
-from athoc_types import AtHocError
+from athoc_types import AtHocError, BadRequestError, IncompleteListingError
 from bobo_db import BatchRecord, BOBODatabase, PendingEvent
 from config import Settings
 from mapping_sync import build_mapping
@@ -73,7 +73,10 @@ class PendingEvents:
                 users = self.link.client.find_users_by_field(self.settings.collar_id_field, chunk,
                                                              self.settings.mapping_fields)
             except AtHocError as exc:
-                self.link.failed("Looking up employee numbers with pending events failed", exc)
+                if isinstance(exc, (IncompleteListingError, BadRequestError)):  # AtHoc answered; looked up later
+                    log.warning("Looking up employee numbers with pending events failed: %s", exc)
+                else:
+                    self.link.failed("Looking up employee numbers with pending events failed", exc)
                 return
             rows, ambiguous, _ = build_mapping(users, self.settings.collar_id_field)
             found = [row for row in rows if row[0] in set(chunk)]

@@ -207,7 +207,7 @@ def test_a_record_failing_every_time_ends_in_the_failed_folder_and_can_be_replay
     victim = sc.logins[4]
     sim.reject[victim] = ("Error", "Invalid value for On-Duty-DTG")
     sc.run(expect=(1,))
-    output = sc.run()  # attempt 2 of 2: the file is moved aside, nothing left to retry
+    output = sc.run(expect=(3,))  # attempt 2 of 2: the file is moved aside, a person must act
     assert "moved to FAILED_FILES_DIRECTORY" in output
     assert sc.names(sc.failed_dir) == {"b.csv"}
     fates = check_all(sc)
@@ -270,15 +270,17 @@ def test_fault_on_the_mapping_search(sim, tmp_path, case, when):
         assert sc.csv_left() == set()
         assert sim.attribute(newcomer, FIELD) == "17/06/2024 10:00:00"
     else:
-        assert "User mapping sync failed" in output
+        assert "User mapping sync failed" in output and "the next attempt is at" in output  # it backs off
         assert sc.mappings() == held  # kept as they were (none on a first sync)
         assert sc.rows("SELECT status FROM sync_tracking") == [("error",)]
-        assert sc.csv_left() == ({"a.csv", "b.csv"} if when == "first-sync" else {"b.csv"})
+        # with mappings held, duty updates came first (the newcomer's event is pending); with none, all wait
+        assert sc.csv_left() == ({"a.csv", "b.csv"} if when == "first-sync" else set())
         assert len(sim.requests_to("search/basic")) - searches <= 2
     if case.delay:  # the slow reply has gone out (to nobody) before the next run
         time.sleep(max(0.0, started + case.delay + 0.2 - time.monotonic()))
 
     sim.clear_faults()
+    sc.expire_backoffs()  # time passes: the sync's back-off is over
     sc.run()
     check_all(sc)
     assert_final_state(sc)
@@ -327,7 +329,8 @@ def test_a_listing_that_does_not_add_up_keeps_the_mappings(sim, tmp_path, kind):
     for attempt in range(2):  # the listing stays wrong: AtHoc answers, it just does not add up
         output = sc.run(expect=(1,))
         assert message in output and "listing is incomplete" in output
-        assert "The 1100 mappings held are kept" in output
+        assert "The 1100 mappings held are kept; the next attempt is at" in output
+        sc.expire_backoffs()  # time passes: the sync is tried again
         assert sc.mappings() == held
         assert sc.rows("SELECT status FROM sync_tracking") == [("error",)]
         check_all(sc)
@@ -413,6 +416,7 @@ def test_persistent_outages_end_the_run_in_bounded_time_and_lose_nothing(tmp_pat
         time.sleep(max(0.0, replies_out - time.monotonic()))
         for sc in scenarios:
             sc.sim.clear_faults()
+            sc.expire_backoffs()  # time passes: a failed first sync is tried again
             sc.run()
             check_all(sc)
             assert_final_state(sc)

@@ -56,7 +56,7 @@ def test_property_any_bytes_never_crash_the_run_nor_lose_a_valid_row(content):
         sim, sc = _fresh_scenario(Path(work))
         try:
             sc.write_bytes("any.csv", data, events)
-            sc.run(expect=(0,))  # a bad file is reported and set aside, not retried
+            sc.run(expect=(0, 3))  # a bad file is reported and set aside (exit 3), not retried
             check_all(sc)
             if events and is_text(data):
                 assert sc.names(sc.processed_dir) == {"any.csv"}, sc.log()
@@ -208,7 +208,7 @@ def test_a_bad_file_goes_to_the_failed_folder_at_once(sim, tmp_path, kind):
             "utf-16": _rows_a(BASE).encode("utf-16")}[kind]
     sc.write_bytes("bad.csv", data, BASE if kind == "utf-16" else [])
     sc.write("good.csv", [on("10005", "20240617080000")])
-    output = sc.run()
+    output = sc.run(expect=(3,))  # a file set aside in the failed folder: a person must act
     assert "bad.csv" in output and "FAILED_FILES_DIRECTORY" in output
     assert sc.names(sc.failed_dir) == {"bad.csv"} and sc.names(sc.processed_dir) == {"good.csv"}
     assert (sc.failed_dir / "bad.csv").read_bytes() == data  # kept as it was, never deleted
@@ -376,7 +376,7 @@ def test_employee_ids_outside_a_conservative_pattern_never_reach_athoc(sim, tmp_
     sc.write_bytes("hostile.csv", ("\r\n".join(rows[:len(HOSTILE_IDS) + 1]) + "\r\n").encode("utf-8"), [good])
     sc.write_bytes("hostile_b.csv", ("Employee_ID,Status,Timestamp\r\n" + "\r\n".join(rows[len(HOSTILE_IDS) + 1:])
                                      ).encode("utf-8"), [])
-    output = sc.run()
+    output = sc.run(expect=(3,))  # a file set aside in the failed folder: a person must act
     for line in range(2, len(HOSTILE_IDS) + 2):
         assert f"hostile.csv:{line}: " in output and f"hostile_b.csv:{line}: " in output
     assert "is not 1-32 letters, digits" in output
@@ -407,7 +407,7 @@ def test_no_secret_in_any_output_or_log_at_debug(tmp_path):
         outputs.append(sc.finish(sc.start()))
         sc.write("b.csv", [off("10001", "20240617150000")])
         outputs += [sc.finish(sc.start("--status")), sc.finish(sc.start("--status", "--json"))]
-        outputs.append(sc.finish(sc.start(PASSWORD="wrong-" + sim.password), expect=(1,)))
+        outputs.append(sc.finish(sc.start(PASSWORD="wrong-" + sim.password), expect=(3,)))
         outputs.append(sc.finish(sc.start("--check", CLIENT_SECRET="x" + sim.client_secret), expect=(1, 2)))
         outputs.append(sc.finish(sc.start()))
         assert sim.attribute(sc.logins[0], FIELD) == ""  # the runs did their work

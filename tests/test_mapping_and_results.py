@@ -2,8 +2,8 @@
 functions, every shape without a run (the whole runs of test_runs.py and the fault suites cover the paths)."""
 import pytest
 
-from athoc_client import classify_result
-from engine import build_mapping
+from athoc_types import classify_result
+from mapping_sync import build_mapping
 
 FIELD = "Collar-Number"
 

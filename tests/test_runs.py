@@ -166,7 +166,7 @@ def test_record_failure_is_retried_then_the_file_goes_to_the_failed_folder(site)
     assert site.main() == 1
     assert site.names(site.csv_dir) == {"a.csv"}
     assert site.rows("SELECT attempts FROM file_attempts") == [(1,)]
-    assert site.main() == 0
+    assert site.main() == 3  # set aside in the failed folder: a person must act
     assert site.names(site.failed_dir) == {"a.csv"} and site.names(site.csv_dir) == set()
     assert [r["LOGIN_ID"] for r in site.sent()] == [U1, U2, U2]  # U1 applied once, never re-sent
     assert site.sim.attribute(U1, FIELD) == "01/10/2024 07:00:00"
@@ -176,7 +176,7 @@ def test_garbage_file_goes_to_the_failed_folder_and_a_mixed_file_keeps_its_good_
     (site.csv_dir / "junk.csv").write_bytes(b"\x00\x01\x02 not text")
     site.write_text("mixed.csv", "\n".join([bon(10001), "BON,10002,P1,20241399,070000,,1,,,", "NOPE,1"]))
     site.write_text("allbad.csv", "hello,world\n1,2,3\n")
-    assert site.main() == 0
+    assert site.main() == 3  # two files set aside in the failed folder: a person must act
     assert site.names(site.failed_dir) == {"allbad.csv", "junk.csv"}
     assert site.names(site.processed_dir) == {"mixed.csv"}
     assert site.sim.attribute(U1, FIELD) == "01/10/2024 07:00:00"

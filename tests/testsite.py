@@ -304,6 +304,21 @@ class Site:
         return {e: (t, c, v) for e, t, c, v in
                 self.rows("SELECT employee_id, event_time, record_created, athoc_value FROM duty_state")}
 
+    def pending_events(self) -> Dict[str, Tuple[str, str]]:
+        """employee -> (event_time, record_created) of the event kept pending for them."""
+        if not self.db.exists():
+            return {}
+        return {e: (t, c) for e, t, c in self.rows("SELECT employee_id, event_time, record_created FROM "
+                                                   "pending_events")}
+
+    def expire_backoffs(self) -> None:
+        """Time passes: every back-off (mapping sync, refused credentials) is over."""
+        if self.db.exists():
+            conn = sqlite3.connect(str(self.db))
+            with conn:
+                conn.execute("DELETE FROM run_state WHERE key LIKE '%\\_until' ESCAPE '\\'")
+            conn.close()
+
     def mappings(self) -> List[Tuple[str, str]]:
         return sorted(self.rows("SELECT employee_id, username FROM worker_mapping")) if self.db.exists() else []
 
@@ -356,10 +371,11 @@ def where_files_are(sc: Site) -> Dict[str, Set[str]]:
 
 
 def assert_nothing_lost(sc: Site) -> Dict[Tuple[str, int], str]:
-    """Invariant 1: each generated event is applied, stale, unmapped, gone from AtHoc, or still in its file
-    in the CSV or failed folder. Returns each event's fate by (file name, index in file)."""
+    """Invariant 1: each generated event is applied, stale, unmapped, kept pending, gone from AtHoc, or still in
+    its file in the CSV or failed folder. Returns each event's fate by (file name, index in file)."""
     where = where_files_are(sc)
     state = sc.duty_state()
+    pending = sc.pending_events()
     waiting = [e for f in sc.files if not f.removed and where.get(f.sha, set()) & {"csv", "failed"}
                for e in f.events]
     fates: Dict[Tuple[str, int], str] = {}
@@ -378,6 +394,10 @@ def assert_nothing_lost(sc: Site) -> Dict[Tuple[str, int], str]:
                 continue
             if login in sc.gone:
                 fates[(rec.name, i)] = "gone"
+                continue
+            if ev.norm in pending and ev.key <= pending[ev.norm] and (
+                    ev.norm not in state or state[ev.norm][:2] < pending[ev.norm]):
+                fates[(rec.name, i)] = "pending"  # kept in the database until bobosync maps the person
                 continue
             assert ev.norm in state, f"{rec.name}: {ev} is in a processed file but duty_state has no {ev.norm}"
             event_time, created, value = state[ev.norm]
