@@ -1,6 +1,6 @@
 """AtHoc REST API client: token, paged user search, SyncByCommonNames, duty-field updates.
 
-Follows shared/athoc-api.md. Every request has a timeout; retries (429, 5xx, connection
+Follows docs/athoc-api.md. Every request has a timeout; retries (429, 5xx, connection
 errors) come from urllib3's Retry on the session's adapter, so one call's time is bounded.
 Errors are this module's exception classes, with one-line messages that never carry the
 password, client secret or bearer token.
