@@ -202,7 +202,7 @@ def clock(day: str, second: int) -> Tuple[str, str]:
 
 
 def duty_value(kind: str, date: str, hhmmss: str) -> str:
-    """What AtHoc's duty field should hold after this event (shared/bobo-csv.md)."""
+    """What AtHoc's duty field should hold after this event (docs/input-format.md)."""
     if kind == "BOF":
         return ""
     return f"{date[6:8]}/{date[4:6]}/{date[:4]} {hhmmss[:2]}:{hhmmss[2:4]}:{hhmmss[4:]}"

@@ -1,9 +1,16 @@
 """AtHoc REST API client: token, paged user search, SyncByCommonNames, duty-field updates.
 
+<<<<<<< HEAD
 The API contract is described in process.md ("The AtHoc API"). Every request has a timeout;
 retries (429, 5xx, connection errors) come from urllib3's Retry on the session's adapter, so
 one call's time is bounded. Errors are the classes of athoc_types, with one-line messages that
 never carry the password, client secret or bearer token.
+=======
+Follows docs/athoc-api.md. Every request has a timeout; retries (429, 5xx, connection
+errors) come from urllib3's Retry on the session's adapter, so one call's time is bounded.
+Errors are this module's exception classes, with one-line messages that never carry the
+password, client secret or bearer token.
+>>>>>>> docs
 
     >>> from athoc_client import AtHocClient
     >>> client = AtHocClient()          # reads .env and fetches a token

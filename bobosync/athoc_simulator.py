@@ -1,4 +1,4 @@
-"""An AtHoc stand-in that serves the REST contract of shared/athoc-api.md over real HTTP(S).
+"""An AtHoc stand-in that serves the REST calls of docs/athoc-api.md over real HTTP(S).
 
 Tests run every request of the project against it, and operators without an AtHoc
 test instance can rehearse with it:

@@ -1,4 +1,4 @@
-"""Reading BOBO CSV files (shared/bobo-csv.md): both layouts, bad rows, encodings.
+"""Reading BOBO CSV files (docs/input-format.md): both layouts, bad rows, encodings.
 
 Files are streamed row by row, so a file of any size costs memory only for the
 events kept by the caller. A bad row is rejected with `file:line: reason` and the
