@@ -1,4 +1,4 @@
-"""The CSV reader (shared/bobo-csv.md) and the rule deciding which of two events wins, as pure functions:
+"""The CSV reader (docs/input-format.md) and the rule deciding which of two events wins, as pure functions:
 every row shape of both layouts in a real file of its own, read by bobo_csv.CsvFile, without a run.
 The fault suites' whole runs check the same paths end to end."""
 import os

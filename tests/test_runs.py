@@ -1,4 +1,4 @@
-"""Engine rules (issue 3, shared/bobo-csv.md): whole scheduled runs through main(), against the
+"""Engine rules (docs/input-format.md): whole scheduled runs through main(), against the
 simulator over HTTP, with real folders and a real SQLite file."""
 import os
 import sqlite3
