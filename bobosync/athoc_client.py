@@ -28,7 +28,7 @@ from athoc_types import (AtHocError, AuthenticationError, BadRequestError, Conne
                          CredentialsRefusedError, DeadlineReachedError, IncompleteListingError, NotFoundError,
                          PermissionDeniedError, RateLimitedError, RedirectRefusedError, ServerError, SyncOutcome,
                          UnexpectedResponseError, ci_get, classify_result, parse_duty_value)
-from config import Settings, load_settings
+from config import Settings, load_settings, without_userinfo
 from tls import tls_context
 
 __all__ = ["AtHocClient", "AtHocError", "AuthenticationError", "BadRequestError", "ConnectionFailedError",
@@ -237,7 +237,7 @@ class AtHocClient:
             hint = ("the certificate is not trusted here: if a firewall inspects TLS or AtHoc uses a private CA, "
                     "set SSL_CERT_PATH to that CA's PEM file")
         elif isinstance(exc, requests.exceptions.ProxyError):
-            hint = f"the proxy {self.proxy_in_use} refused or failed: check HTTPS_PROXY and NO_PROXY"
+            hint = f"the proxy {without_userinfo(self.proxy_in_use)} refused or failed: check HTTPS_PROXY and NO_PROXY"
         elif "Connection broken" in reason or "Connection aborted" in reason:
             hint = "the connection broke before AtHoc's reply was complete; the next run tries again"
         elif isinstance(exc, requests.exceptions.Timeout) or "TimeoutError" in reason:  # urllib3 wraps timeouts
@@ -385,7 +385,8 @@ class AtHocClient:
         except (TypeError, ValueError, IndexError, OverflowError):
             log.debug("AtHoc's Date header %.60r is not an HTTP date; ignored", value)
             return
-        self._clock_offsets = (self._clock_offsets + [server - time.time()])[-25:]
+        # Date holds whole seconds, cut off: on average the reply was made half a second after it says
+        self._clock_offsets = (self._clock_offsets + [server + 0.5 - time.time()])[-25:]
 
     @property
     def clock_offset_seconds(self) -> Optional[float]:

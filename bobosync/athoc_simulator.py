@@ -167,6 +167,9 @@ class AtHocSimulator:
         # the organisation's user attributes (matched case-insensitively); SyncByCommonNames answers a record
         # setting any other with an Error naming it. Users added bring their attributes.
         self.attributes: Set[str] = set(DEFAULT_ATTRIBUTES)
+        # True imitates a server that refuses (400) a Criteria naming an attribute it does not know; the
+        # contract does not say what AtHoc does, so by default such a criteria just matches nobody
+        self.strict_criteria = False
         self.clock_skew_seconds = 0.0  # added to the Date header of every reply (AtHoc's clock is off)
         # called with the page index before each search page is served: a test's way to change the users
         # while a listing is read (a user deleted between pages shifts the later pages)
@@ -359,6 +362,11 @@ class AtHocSimulator:
             match = compile_criteria(query["criteria"]) if query.get("criteria") else (lambda u: True)
         except ValueError as exc:
             return 400, {"Message": f"Invalid criteria: {exc}"}
+        if self.strict_criteria and query.get("criteria"):
+            unknown = [w for kind, w in _tokenize(query["criteria"])
+                       if kind == "word" and w.lower() not in ("eq", "pr", "and", "or") and not self.knows_attribute(w)]
+            if unknown:
+                return 400, {"Message": f"Invalid criteria: attribute {unknown[0]} is not defined for the organization"}
         if self.on_search is not None:
             self.on_search(page)
         with self.lock:
