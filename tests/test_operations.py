@@ -336,7 +336,7 @@ def test_check_output_contains_no_secret(sim, work, case):
     for secret in secrets:
         assert secret not in result.stdout + result.stderr, secret
     if case == "proxy with a password":
-        assert "proxyuser:***@" in result.stdout  # the proxy is still named, its password masked
+        assert "http://***@127.0.0.1:" in result.stdout  # the proxy is still named, its user information masked
 
 
 # --- --status ---
@@ -550,6 +550,6 @@ def test_a_run_through_a_failing_proxy_keeps_the_proxy_password_out_of_the_log_a
     assert result.returncode == 1  # AtHoc unreachable: the file waits for the next run
     assert sim.requests == [] and listing(work / "crown_files") == ["a.csv"]
     log_text = "".join(p.read_text(encoding="utf-8") for p in (work / "logs").iterdir())
-    assert "proxyuser:***@" in log_text  # the failure is logged, naming the proxy
+    assert "http://***@127.0.0.1:" in log_text  # the failure is logged, naming the proxy (user information masked)
     for text in (log_text, result.stdout, result.stderr):
         assert "Pr0xy-Secret" not in text and sim.password not in text and sim.client_secret not in text
