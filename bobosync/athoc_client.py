@@ -1,16 +1,13 @@
 """AtHoc REST API client: token, paged user search, SyncByCommonNames, duty-field updates.
 
-<<<<<<< HEAD
-The API contract is described in process.md ("The AtHoc API"). Every request has a timeout;
-retries (429, 5xx, connection errors) come from urllib3's Retry on the session's adapter, so
-one call's time is bounded. Errors are the classes of athoc_types, with one-line messages that
-never carry the password, client secret or bearer token.
-=======
-Follows docs/athoc-api.md. Every request has a timeout; retries (429, 5xx, connection
-errors) come from urllib3's Retry on the session's adapter, so one call's time is bounded.
-Errors are this module's exception classes, with one-line messages that never carry the
-password, client secret or bearer token.
->>>>>>> docs
+The API contract is described in docs/athoc-api.md. Every request has a timeout; no redirect is
+ever followed (a 3xx is RedirectRefusedError); retries (429, 5xx, connection failures) are made by
+`AtHocClient._send`, so one call's time is bounded, and with a deadline (`AtHocClient(deadline=...)`,
+a time.monotonic() value) every attempt, retry and pause ends by it or the call raises
+DeadlineReachedError. (urllib3's Retry on the adapter did this before; it cannot shorten each
+attempt's timeout to the time left nor refuse a pause that would pass the deadline, and requests
+follows redirects outside it.) Errors are the classes of athoc_types, with one-line messages that never
+carry the password, client secret or bearer token.
 
     >>> from athoc_client import AtHocClient
     >>> client = AtHocClient()          # reads .env and fetches a token
@@ -20,9 +17,9 @@ import logging
 import re
 import ssl
 import time
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
@@ -30,17 +27,17 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from athoc_types import (AtHocError, AuthenticationError, BadRequestError, ConnectionFailedError,
-                         CredentialsRefusedError, IncompleteListingError, NotFoundError, PermissionDeniedError,
-                         RateLimitedError, ServerError, SyncOutcome, UnexpectedResponseError, ci_get, classify_result,
-                         parse_duty_value)
-from config import Settings, load_settings
+                         CredentialsRefusedError, DeadlineReachedError, IncompleteListingError, NotFoundError,
+                         PermissionDeniedError, RateLimitedError, RedirectRefusedError, ServerError, SyncOutcome,
+                         UnexpectedResponseError, ci_get, classify_result, parse_duty_value)
+from config import Settings, load_settings, without_userinfo
 from failpoints import backoff_scale
 from tls import tls_context
 
 __all__ = ["AtHocClient", "AtHocError", "AuthenticationError", "BadRequestError", "ConnectionFailedError",
-           "CredentialsRefusedError",
-           "IncompleteListingError", "NotFoundError", "PermissionDeniedError", "RateLimitedError", "ServerError",
-           "SyncOutcome", "UnexpectedResponseError", "ci_get", "classify_result", "criteria_eq", "quote_value"]
+           "CredentialsRefusedError", "DeadlineReachedError", "IncompleteListingError", "NotFoundError",
+           "PermissionDeniedError", "RateLimitedError", "RedirectRefusedError", "ServerError", "SyncOutcome",
+           "UnexpectedResponseError", "ci_get", "classify_result", "criteria_eq", "quote_value"]
 
 log = logging.getLogger("bobosync.athoc")
 
@@ -48,14 +45,12 @@ PAGE_SIZE = 1000
 TOKEN_PATH = "/AuthServices/Auth/connect/token"
 RETRY_AFTER_CAP_SECONDS = 5.0
 CONNECT_TIMEOUT_CAP_SECONDS = 10.0
-
-
-class _CappedRetry(Retry):
-    """urllib3 Retry that honours Retry-After but never waits longer than the cap."""
-
-    def get_retry_after(self, response: Any) -> Optional[float]:
-        seconds = super().get_retry_after(response)
-        return None if seconds is None else min(seconds, RETRY_AFTER_CAP_SECONDS) * backoff_scale()
+CONNECT_RETRIES = 2  # a connection that failed before the request was sent
+STATUS_RETRIES = 3  # 429, 500, 502, 503, 504
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+BACKOFF_FACTOR = 0.5
+BACKOFF_MAX_SECONDS = 4.0
+MIN_ATTEMPT_SECONDS = 0.05  # less time than this left before the deadline: no request is started
 
 
 class _TLSAdapter(HTTPAdapter):
@@ -75,13 +70,48 @@ class _TLSAdapter(HTTPAdapter):
 
 
 def retry_policy() -> Retry:
-    """Retries for every call: connection failures twice, 429/5xx three times, with backoff
-    (waits scaled by the test hook failpoints.backoff_scale(), 1 in production)."""
-    scale = backoff_scale()
-    return _CappedRetry(total=5, connect=2, read=0, status=3, other=0, redirect=0,
-                        backoff_factor=0.5 * scale, backoff_max=4.0 * scale,
-                        status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None,
-                        respect_retry_after_header=True, raise_on_status=False)
+    """urllib3's own retries: none. `AtHocClient._send` retries (connection failures twice, 429/5xx three
+    times, with backoff and Retry-After), so that every attempt and every pause fits the run's deadline."""
+    return Retry(total=0, connect=0, read=False, status=0, other=0, redirect=False, raise_on_status=False)
+
+
+def backoff_seconds(retry: int) -> float:
+    """The pause before retry number `retry` (1, 2, ...): 0, then 1, 2, 4 s... (as urllib3's, factor 0.5)."""
+    return 0.0 if retry <= 1 else min(BACKOFF_MAX_SECONDS, BACKOFF_FACTOR * 2 ** (retry - 1))
+
+
+def _retry_after(response: requests.Response) -> Optional[float]:
+    """Retry-After of a 429 or 503, in seconds (capped), or None."""
+    value = response.headers.get("Retry-After")
+    if response.status_code not in (429, 503) or not value:
+        return None
+    try:
+        seconds = Retry().parse_retry_after(value)  # urllib3's: seconds, or an HTTP date
+    except urllib3.exceptions.InvalidHeader:
+        return None
+    return min(RETRY_AFTER_CAP_SECONDS, max(0.0, seconds))
+
+
+def _is_connect_failure(exc: BaseException) -> bool:
+    """The request never reached AtHoc (DNS, refused, connect timeout): safe to repeat."""
+    seen: Any = exc
+    for _ in range(6):
+        if isinstance(seen, (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.NewConnectionError)):
+            return True
+        inner = getattr(seen, "reason", None) or (seen.args[0] if getattr(seen, "args", None) else None)
+        if not isinstance(inner, BaseException) or inner is seen:
+            return False
+        seen = inner
+    return False
+
+
+def _host_of(url: str) -> str:
+    """The host[:port] of `url`, without any user information."""
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return "(an address that does not parse)"
+    return netloc.rpartition("@")[2][:200] or "(no host)"
 
 
 def quote_value(value: str) -> str:
@@ -110,8 +140,12 @@ def _short_reason(exc: BaseException) -> str:
 class AtHocClient:
     """Client of the AtHoc REST API, on one requests.Session."""
 
-    def __init__(self, settings: Optional[Settings] = None, *, lazy: bool = False):
+    def __init__(self, settings: Optional[Settings] = None, *, lazy: bool = False,
+                 deadline: Optional[float] = None):
         self.settings = settings if settings is not None else load_settings()
+        # a time.monotonic() value by which every call ends (None: no deadline); see _send
+        self.deadline = deadline
+        self._clock_offsets: List[float] = []  # AtHoc's Date minus this computer's clock, per reply
         s = self.settings
         self.base_url = s.athoc_server_url.rstrip("/")
         self.org = s.org_code
@@ -207,7 +241,7 @@ class AtHocClient:
             hint = ("the certificate is not trusted here: if a firewall inspects TLS or AtHoc uses a private CA, "
                     "set SSL_CERT_PATH to that CA's PEM file")
         elif isinstance(exc, requests.exceptions.ProxyError):
-            hint = f"the proxy {self.proxy_in_use} refused or failed: check HTTPS_PROXY and NO_PROXY"
+            hint = f"the proxy {without_userinfo(self.proxy_in_use)} refused or failed: check HTTPS_PROXY and NO_PROXY"
         elif "Connection broken" in reason or "Connection aborted" in reason:
             hint = "the connection broke before AtHoc's reply was complete; the next run tries again"
         elif isinstance(exc, requests.exceptions.Timeout) or "TimeoutError" in reason:  # urllib3 wraps timeouts
@@ -224,6 +258,11 @@ class AtHocClient:
             raise UnexpectedResponseError(
                 f"{what}: HTTP {response.status_code} from {path} is not JSON (a proxy's error page?): "
                 f"{self._snippet(response)}") from None
+        except RecursionError:
+            path = urlsplit(response.url).path
+            raise UnexpectedResponseError(
+                f"{what}: HTTP {response.status_code} from {path} is JSON nested too deeply to read: AtHoc's "
+                f"replies are never so deep; the reply is not AtHoc's") from None
 
     # --- token ---
 
@@ -238,8 +277,9 @@ class AtHocClient:
         if response.status_code in (400, 401):
             error = ""
             try:
-                error = str(ci_get(response.json(), "error", ""))
-            except ValueError:
+                data = response.json()
+                error = str(ci_get(data, "error", "")) if isinstance(data, dict) else ""
+            except (ValueError, RecursionError):
                 pass
             if error == "invalid_client":
                 raise CredentialsRefusedError("authentication: AtHoc refused CLIENT_ID / CLIENT_SECRET "
@@ -270,14 +310,100 @@ class AtHocClient:
     # --- one call ---
 
     def _send(self, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
-        started = time.monotonic()
+        """One request, never following a redirect, retried on connection failures and 429/5xx, every
+        attempt's timeout and every pause within the deadline."""
+        connect_left, status_left, retry = CONNECT_RETRIES, STATUS_RETRIES, 0
+        while True:
+            timeout = self._attempt_timeout(what)
+            started = time.monotonic()
+            try:
+                response = self.session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
+            except requests.RequestException as exc:
+                if self._past_deadline():
+                    raise self._deadline_error(what, "no answer before it") from None
+                if not (connect_left and _is_connect_failure(exc)):
+                    raise self._connection_error(exc, what, url) from None
+                connect_left, retry = connect_left - 1, retry + 1
+                self._pause(backoff_seconds(retry), what, "AtHoc could not be reached")
+                continue
+            log.debug("%s %s -> HTTP %s in %.2f s", method, urlsplit(url).path, response.status_code,
+                      time.monotonic() - started)
+            self._note_clock(response)
+            if 300 <= response.status_code < 400:
+                raise self._redirect_error(response, what)
+            if response.status_code not in RETRY_STATUSES or not status_left:
+                return response
+            status_left, retry = status_left - 1, retry + 1
+            wait = _retry_after(response)
+            response.close()
+            self._pause(backoff_seconds(retry) if wait is None else wait, what,
+                        f"AtHoc answered HTTP {response.status_code}")
+
+    def _attempt_timeout(self, what: str) -> Tuple[float, float]:
+        """The (connect, read) timeout of the next attempt: at most the time left before the deadline."""
+        if self.deadline is None:
+            return self.timeout
+        left = self.deadline - time.monotonic()
+        if left < MIN_ATTEMPT_SECONDS:
+            raise self._deadline_error(what, "no time left for it")
+        return (min(self.timeout[0], left), min(self.timeout[1], left))
+
+    def _past_deadline(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline - MIN_ATTEMPT_SECONDS
+
+    def _pause(self, seconds: float, what: str, why: str) -> None:
+        """Wait before a retry, unless the wait would end past the deadline (then no retry is made). The
+        test hook failpoints.backoff_scale() scales the wait (1 in production)."""
+        seconds *= backoff_scale()
+        if self.deadline is not None and time.monotonic() + seconds + MIN_ATTEMPT_SECONDS > self.deadline:
+            raise self._deadline_error(what, f"{why}, and a retry would not end before it")
+        log.debug("%s: %s; retrying in %.1f s", what, why, seconds)
+        if seconds > 0:
+            time.sleep(seconds)
+
+    def _deadline_error(self, what: str, why: str) -> DeadlineReachedError:
+        return DeadlineReachedError(
+            f"{what}: the run's deadline (RUN_DEADLINE_SECONDS={self.settings.run_deadline_seconds:g}) was "
+            f"reached ({why}); the rest waits for the next run")
+
+    def _redirect_error(self, response: requests.Response, what: str) -> RedirectRefusedError:
+        code, path = response.status_code, urlsplit(response.url).path
+        location = response.headers.get("Location", "")
+        target = _host_of(urljoin(response.url, location)) if location else "(no Location given)"
+        return RedirectRefusedError(self.redact(
+            f"{what}: AtHoc answered HTTP {code} from {path}, a redirect to {target}; AtHoc's API never "
+            f"redirects, so it was not followed (nothing was sent there): check ATHOC_SERVER_URL "
+            f"({_host_of(self.base_url)}) and any proxy or gateway in between"))
+
+    # --- AtHoc's clock ---
+
+    def _note_clock(self, response: requests.Response) -> None:
+        """Record the offset of AtHoc's clock (its reply's Date header) from this computer's."""
+        value = response.headers.get("Date")
+        if not value:
+            return
+        from email.utils import parsedate_to_datetime
         try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
-        except requests.RequestException as exc:
-            raise self._connection_error(exc, what, url) from None
-        log.debug("%s %s -> HTTP %s in %.2f s", method, urlsplit(url).path, response.status_code,
-                  time.monotonic() - started)
-        return response
+            moment = parsedate_to_datetime(value)
+            if moment.tzinfo is None:  # "-0000": UTC, but parsedate_to_datetime leaves it naive
+                moment = moment.replace(tzinfo=timezone.utc)
+            server = moment.timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            log.debug("AtHoc's Date header %.60r is not an HTTP date; ignored", value)
+            return
+        # Date holds whole seconds, cut off: on average the reply was made half a second after it says
+        self._clock_offsets = (self._clock_offsets + [server + 0.5 - time.time()])[-25:]
+
+    @property
+    def clock_offset_seconds(self) -> Optional[float]:
+        """AtHoc's clock minus this computer's, in seconds (the median over the latest replies; None before
+        the first reply with a Date header). Positive: AtHoc is ahead. Date has whole seconds only, so
+        differences under about a second mean nothing."""
+        if not self._clock_offsets:
+            return None
+        ordered = sorted(self._clock_offsets)
+        middle = len(ordered) // 2
+        return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
     def _call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
         """An API call with the bearer token; on 401 one new token and one repeat."""
@@ -317,7 +443,7 @@ class AtHocClient:
             rows = ci_get(data, "Users") if isinstance(data, dict) else None
             if not isinstance(rows, list):
                 raise UnexpectedResponseError(f"user search: page {page} has no Users list")
-            total = self._total(data, total)
+            total = self._page_total(data, total, page)
             before = len(users)
             for row in rows:
                 login = ci_get(row, "LOGIN_ID") if isinstance(row, dict) else None
@@ -373,6 +499,35 @@ class AtHocClient:
             raise UnexpectedResponseError("user search: the reply has no Users list")
         return [r for r in rows if isinstance(r, dict)], self._total(data, None)
 
+    def _page_total(self, data: Mapping[str, Any], total: Optional[int], page: int) -> Optional[int]:
+        """TotalUsers of this page; IncompleteListingError when it differs from the pages before (users were
+        added or deleted while the pages were read, which shifts later pages: someone may be missed even
+        when the final count adds up)."""
+        new = self._total(data, total)
+        if page > 0 and total is not None and new != total:
+            raise IncompleteListingError(
+                f"user search: TotalUsers changed from {total} to {new} at page {page} (users were added or "
+                f"deleted while the pages were read, which shifts the pages): the listing is incomplete")
+        return new
+
+    def field_exists(self, name: str) -> Optional[bool]:
+        """Whether AtHoc knows the user attribute `name`, as far as the API can tell: True when a user holds a
+        value of it (a Criteria `<name> pr` query), False when AtHoc refuses that query as naming an unknown
+        attribute (HTTP 400 naming it), None when no user holds a value, which the API cannot tell apart
+        from an attribute that does not exist (the caller says so, as a warning)."""
+        try:
+            data = self._call("GET", f"{self._users_path}/search/basic", "user search",
+                              params={"Fields": name, "Limit": 1, "Offset": 0, "Criteria": f"{name} pr"})
+        except BadRequestError as exc:
+            if name.lower() in str(exc).lower():
+                return False
+            raise
+        rows = ci_get(data, "Users") if isinstance(data, dict) else None
+        if not isinstance(rows, list):
+            raise UnexpectedResponseError("user search: the reply has no Users list")
+        total = self._total(data, None)
+        return True if rows or (total or 0) > 0 else None
+
     @staticmethod
     def _total(data: Mapping[str, Any], previous: Optional[int]) -> Optional[int]:
         value = ci_get(data, "TotalUsers")
@@ -423,7 +578,7 @@ class AtHocClient:
         logins = list(updates)
         records = [{"LOGIN_ID": login, field: updates[login]} for login in logins]
         results = self.sync_users_by_common_names(records)
-        return {login: classify_result(result) for login, result in zip(logins, results)}
+        return {login: classify_result(result, login, field) for login, result in zip(logins, results)}
 
     def clear_old_duty_status(self, field: str, hours: float, now: Optional[datetime] = None,
                               exclude: Iterable[str] = ()) -> List[str]:

@@ -7,9 +7,9 @@ settings change, so a wrong password cannot lock the service account.
 """
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING, Callable, List, Optional
+from typing import TYPE_CHECKING, Callable, List, Mapping, Optional
 
-from athoc_types import AtHocError, CredentialsRefusedError
+from athoc_types import AtHocError, CredentialsRefusedError, SyncOutcome
 from backoff import Backoff
 from bobo_db import BOBODatabase
 from config import Settings
@@ -58,7 +58,7 @@ class AtHocLink:
             self._refuse_while_backing_off()
             from athoc_client import AtHocClient
             try:
-                self._client = AtHocClient(self.settings)
+                self._client = AtHocClient(self.settings, deadline=self.deadline)
             except CredentialsRefusedError:
                 self._credentials_refused()
                 raise
@@ -88,6 +88,19 @@ class AtHocLink:
         until = self._credentials.failed(self.clock(), credentials_fingerprint(self.settings, self.db))
         log.error("AtHoc refused the credentials: bobosync asks again at %s, or as soon as they change in the "
                   "settings (--check and --sync-mappings try at once)", f"{until:%H:%M}")
+
+    def unknown_field(self, outcomes: "Mapping[str, SyncOutcome]") -> bool:
+        """True, and AtHoc calls stop with exit 3, when AtHoc said the duty field does not exist: every event
+        is kept (nothing is recorded) until a person fixes DUTY_STATUS_FIELD or AtHoc's attributes."""
+        details = next((o.details for o in outcomes.values() if o.status == "unknown_field"), None)
+        if details is None:
+            return False
+        self.down = f"AtHoc does not know the field {self.settings.duty_status_field}"
+        self.person_must_act.append(f"AtHoc does not know DUTY_STATUS_FIELD={self.settings.duty_status_field}")
+        log.error("AtHoc refused the duty field: %s. Nothing is recorded and every event waits: check "
+                  "DUTY_STATUS_FIELD against AtHoc's user attributes (--check), then the next run sends them",
+                  details)
+        return True
 
     def failed(self, what: str, exc: Exception) -> None:
         """Log a call-level AtHoc failure and stop further AtHoc calls in this run."""

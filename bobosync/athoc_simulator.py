@@ -24,6 +24,8 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 from urllib.parse import parse_qsl, urlsplit
 
 GONE_DETAILS = "User {login} does not exists in the Organization"
+UNKNOWN_ATTRIBUTE_DETAILS = "Attribute {name} is not defined for the organization"
+DEFAULT_ATTRIBUTES = ("Collar-Number", "FIRSTNAME", "LASTNAME", "On-Duty-DTG")
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Fault:
     delay: float = 0.0
     drop: bool = False
     truncate: bool = False
+    redirect_to: Optional[str] = None  # a base URL: answer `status` (3xx) with Location: redirect_to + path
     times: Optional[int] = 1
 
 
@@ -162,6 +165,16 @@ class AtHocSimulator:
         self.org, self.client_id, self.client_secret = org, client_id, client_secret
         self.username, self.password, self.scope, self.token_ttl = username, password, scope, token_ttl
         self.users: Dict[str, Dict[str, Any]] = {}
+        # the organisation's user attributes (matched case-insensitively); SyncByCommonNames answers a record
+        # setting any other with an Error naming it. Users added bring their attributes.
+        self.attributes: Set[str] = set(DEFAULT_ATTRIBUTES)
+        # True imitates a server that refuses (400) a Criteria naming an attribute it does not know; the
+        # contract does not say what AtHoc does, so by default such a criteria just matches nobody
+        self.strict_criteria = False
+        self.clock_skew_seconds = 0.0  # added to the Date header of every reply (AtHoc's clock is off)
+        # called with the page index before each search page is served: a test's way to change the users
+        # while a listing is read (a user deleted between pages shifts the later pages)
+        self.on_search: Optional[Callable[[int], None]] = None
         self.tokens: Dict[str, float] = {}
         self.issued_tokens: List[str] = []  # every token ever issued, kept after revocation (for leak checks)
         self.requests: List[RecordedRequest] = []
@@ -224,6 +237,15 @@ class AtHocSimulator:
     def add_user(self, login_id: str, **attributes: Any) -> None:
         with self.lock:
             self.users[login_id] = {"LOGIN_ID": login_id, **attributes}
+            self.attributes.update(attributes)
+
+    def remove_user(self, login_id: str) -> None:
+        with self.lock:
+            self.users.pop(login_id, None)
+
+    def knows_attribute(self, name: str) -> bool:
+        with self.lock:
+            return name.upper() == "LOGIN_ID" or name.lower() in {a.lower() for a in self.attributes}
 
     def seed_users(self, count: int, collar_field: str = "Collar-Number", first_collar: int = 10001,
                    domain: Optional[str] = None) -> List[str]:
@@ -255,6 +277,14 @@ class AtHocSimulator:
             hdrs["Retry-After"] = str(retry_after)
         fault = Fault(path=path.lower(), method=method, status=status, body=body, headers=hdrs,
                       delay=delay, drop=drop, truncate=truncate, times=times)
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def redirect(self, path: str, to_url: str, status: int = 307, times: Optional[int] = 1) -> Fault:
+        """Answer requests matching `path` with a redirect (`status`) to the same path and query on `to_url`
+        (another server, say a second simulator): AtHoc's API never redirects, so a client must not follow."""
+        fault = Fault(path=path.lower(), status=status, redirect_to=to_url.rstrip("/"), times=times)
         with self.lock:
             self.faults.append(fault)
         return fault
@@ -334,6 +364,13 @@ class AtHocSimulator:
             match = compile_criteria(query["criteria"]) if query.get("criteria") else (lambda u: True)
         except ValueError as exc:
             return 400, {"Message": f"Invalid criteria: {exc}"}
+        if self.strict_criteria and query.get("criteria"):
+            unknown = [w for kind, w in _tokenize(query["criteria"])
+                       if kind == "word" and w.lower() not in ("eq", "pr", "and", "or") and not self.knows_attribute(w)]
+            if unknown:
+                return 400, {"Message": f"Invalid criteria: attribute {unknown[0]} is not defined for the organization"}
+        if self.on_search is not None:
+            self.on_search(page)
         with self.lock:
             matching = [u for u in self.users.values() if match(u)
                         and (query.get("criteria") or u["LOGIN_ID"] not in self.hidden_from_listing)]
@@ -374,6 +411,11 @@ class AtHocSimulator:
                                         ":SyncDetails": GONE_DETAILS.format(login=login)})
                         continue
                     self.users[login] = {"LOGIN_ID": login}
+                unknown = [k for k in item if not self.knows_attribute(k)]
+                if unknown:
+                    results.append({"LOGIN_ID": login, ":SyncStatus": "Error",
+                                    ":SyncDetails": UNKNOWN_ATTRIBUTE_DETAILS.format(name=unknown[0])})
+                    continue
                 user = self.users[login]
                 for key, value in item.items():
                     if key.upper() == "LOGIN_ID":
@@ -406,6 +448,11 @@ class _Handler(BaseHTTPRequestHandler):
     def parse_request(self) -> bool:
         self._started = time.perf_counter()  # the request line is in; waiting for it is not serving time
         return super().parse_request()
+
+    def date_time_string(self, timestamp: Optional[float] = None) -> str:
+        """The Date header: this computer's clock plus the simulator's clock_skew_seconds."""
+        sim: AtHocSimulator = self.server.simulator  # type: ignore[attr-defined]
+        return super().date_time_string((time.time() if timestamp is None else timestamp) + sim.clock_skew_seconds)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass  # quiet: tests read `requests` instead
@@ -454,6 +501,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault and fault.drop:
             self.close_connection = True
             self.connection.close()
+            return
+        if fault and fault.redirect_to is not None:
+            self._send(fault.status or 307, b"", {**fault.headers, "Location": fault.redirect_to + self.path})
             return
         if fault and fault.status is not None:
             payload = fault.body if fault.body is not None else json.dumps(

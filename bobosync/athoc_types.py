@@ -4,13 +4,18 @@ The engine imports these without importing requests, so a run with nothing to se
 loads the HTTP stack, and the types are real types rather than `Any`.
 """
 import logging
+import re
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 log = logging.getLogger("bobosync.athoc")
 
 DUTY_FORMAT = "%d/%m/%Y %H:%M:%S"  # AtHoc's duty field: dd/MM/yyyy HH:mm:ss
 GONE_MARKERS = ("does not exists in the organization", "does not exist in the organization")
+# "User <LOGIN_ID> does not exist(s) in the Organization": the message about the user itself
+_USER_GONE = re.compile(r"\buser\s+(\S+)\s+does not exists? in the organization", re.IGNORECASE)
+# "Attribute <name> is not defined for the organization" / "... does not exist ...": an unknown field
+_UNKNOWN_ATTRIBUTE = re.compile(r"\battribute\b.*\b(not defined|does not exists?|unknown|not found)\b", re.IGNORECASE)
 
 
 class AtHocError(Exception):
@@ -64,14 +69,31 @@ class IncompleteListingError(AtHocError):
 
 
 class UnexpectedResponseError(AtHocError):
-    """AtHoc's reply was not the shape the contract describes (not JSON, wrong type)."""
+    """AtHoc's reply was not the shape the contract describes (not JSON, nested too deeply, wrong type)."""
+
+    unavailable = True
+
+
+class RedirectRefusedError(AtHocError):
+    """AtHoc answered 3xx: its API never redirects, so the redirect was not followed (the credentials and
+    the token must not go to another host). Not an outage: the address or something in between is wrong."""
+
+
+class DeadlineReachedError(AtHocError):
+    """The run's deadline (RUN_DEADLINE_SECONDS) came before the call could finish: no further request or
+    retry is made in this run, and what is unfinished waits for the next run."""
 
     unavailable = True
 
 
 class SyncOutcome:
-    """What happened to one user's record in a SyncByCommonNames call: "ok", "gone" (the user is
-    no longer in AtHoc) or "failed", with AtHoc's details."""
+    """What happened to one user's record in a SyncByCommonNames call, with AtHoc's details. `status` is
+    - "ok": the record was applied;
+    - "gone": AtHoc says the user itself (the record's own LOGIN_ID) does not exist in the organisation;
+    - "unknown_field": AtHoc says an attribute of the record (the duty field) is not defined for the
+      organisation: a configuration problem (DUTY_STATUS_FIELD) a person must fix; the run should stop
+      sending and exit 3, keeping every event;
+    - "failed": any other Error or Partial result, or an unknown :SyncStatus."""
 
     __slots__ = ("status", "details")
 
@@ -103,18 +125,42 @@ def ci_get(mapping: Mapping[str, Any], key: str, default: Any = None) -> Any:
     return default
 
 
-def classify_result(result: Mapping[str, Any]) -> SyncOutcome:
-    """OK, gone (user left AtHoc) or failed, from one SyncByCommonNames result."""
+def classify_result(result: Mapping[str, Any], login: Optional[str] = None,
+                    field: Optional[str] = None) -> SyncOutcome:
+    """ok, gone, unknown_field or failed (see SyncOutcome), from one SyncByCommonNames result for the record
+    of `login` that set `field`. Gone only when the details are about the user itself: they name `login`
+    (or, without `login`, read "User <id> does not exist in the Organization"); an attribute that does not
+    exist is never "gone"."""
     status = str(ci_get(result, ":SyncStatus", "") or "")
     details = str(ci_get(result, ":SyncDetails", "") or "")
     if status.lower() == "ok":
         return SyncOutcome("ok", details)
-    if status.lower() == "error" and any(m in details.lower() for m in GONE_MARKERS):
+    if status.lower() == "error" and _names_unknown_field(details, field):
+        return SyncOutcome("unknown_field", details)
+    if status.lower() == "error" and _says_user_gone(details, login):
         return SyncOutcome("gone", details)
     if status.lower() not in ("error", "partial"):
         log.warning("SyncByCommonNames: unknown :SyncStatus %r counted as a failure", status)
         details = f"unknown :SyncStatus {status!r}; {details}".strip("; ")
     return SyncOutcome("failed", details or status or "no :SyncStatus")
+
+
+def _says_user_gone(details: str, login: Optional[str]) -> bool:
+    """The details say the user `login` itself is not in the organisation."""
+    lower = details.lower()
+    if not any(m in lower for m in GONE_MARKERS) or "attribute" in lower:
+        return False
+    m = _USER_GONE.search(details)
+    if login is None:
+        return m is not None
+    return login.lower() in lower
+
+
+def _names_unknown_field(details: str, field: Optional[str]) -> bool:
+    """The details say an attribute (the duty field, when `field` is given) is not defined."""
+    if _UNKNOWN_ATTRIBUTE.search(details) is None:
+        return False
+    return field is None or field.lower() in details.lower()
 
 
 def duty_value(event_time: str) -> str:

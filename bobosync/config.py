@@ -8,10 +8,11 @@ collected and reported together in one ConfigError, so an operator fixes the who
 import codecs
 import io
 import os
+import re
 import stat
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional
-from urllib.parse import urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
+from urllib.parse import quote, unquote, urlsplit
 
 BOBOSYNC_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BOBOSYNC_DIR.parent
@@ -104,15 +105,69 @@ _KINDS = {  # kind: (type of the value, parser)
 # --- checks of single settings beyond their kind: (setting, text given, value, warnings) -> value ---
 
 def _server_url(s: "Setting", text: str, url: str, warnings: List[str]) -> str:
-    """An http(s) address without the trailing /; plain http is warned unless it is this computer."""
+    """An http(s) address with a host (and a valid port), without user information or the trailing /;
+    plain http is warned unless it is this computer. No message shows user information."""
     url = url.rstrip("/")
+    shown = without_userinfo(url)
+    if user_info(url):
+        raise ValueError(f"{s.name}={shown!r} holds a user name or password before its host: remove them "
+                         f"(the service account belongs in APIUSER and PASSWORD)")
     lower = url.lower()
     if not lower.startswith(("https://", "http://")) or len(url.split("://", 1)[1]) == 0:
-        raise ValueError(f"{s.name}={url!r} is not a web address: expected https://your-athoc-server")
+        raise ValueError(f"{s.name}={shown!r} is not a web address: expected https://your-athoc-server")
+    problem = _host_and_port_problem(url)
+    if problem:
+        raise ValueError(f"{s.name}={shown!r} {problem}: expected https://your-athoc-server[:port]")
     if lower.startswith("http://"):
-        host = lower[len("http://"):].split("/")[0].split(":")[0]
-        if host not in ("127.0.0.1", "localhost", "[::1]"):
+        host = (urlsplit(url).hostname or "").lower()
+        if host not in ("127.0.0.1", "localhost", "::1"):
             warnings.append(f"{s.name}={url} uses plain http: credentials travel unencrypted; use https://")
+    return url
+
+
+def _host_and_port_problem(url: str) -> str:
+    """What is wrong with the host or port of `url` ('' when nothing is)."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        return f"does not parse ({_plain(exc)})"
+    if not host:
+        return "has no host name"
+    if port == 0:
+        return "has port 0"
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return "has a host name that is not a valid DNS name"
+    if re.search(r"[\s<>\"{}|\\^`]", parts.netloc):
+        return "has a space or a character no web address may hold in its host"
+    return ""
+
+
+def _plain(exc: BaseException) -> str:
+    """The message of a urllib.parse ValueError in words an operator reads."""
+    text = str(exc)
+    if "Port" in text or "port" in text:
+        return "the port is not a number from 1 to 65535"
+    if "IPv6" in text or "[" in text:
+        return "an unclosed or invalid [IPv6] address"
+    return text[:80]
+
+
+def _proxy_url(s: "Setting", text: str, url: str, warnings: List[str]) -> str:
+    """A proxy URL; its credentials must be usable (Latin-1, reserved characters percent-encoded).
+    Whether a URL that cannot be used as written is an error or a warning is decided once every setting is
+    read (see proxy_problems): an error for the proxy AtHoc's address uses, a warning for the other."""
+    if url and user_info(url):
+        password = url_password(url)
+        try:
+            unquote(password, errors="strict").encode("latin-1")
+            unquote(user_info(url).split(":", 1)[0], errors="strict").encode("latin-1")
+        except UnicodeError:
+            raise ValueError(f"{s.name}={without_password(url)!r}: the proxy's user name or password holds a "
+                             f"character outside Latin-1 (such as €), which proxies' Basic authentication "
+                             f"cannot carry: choose a password of Latin-1 characters") from None
     return url
 
 
@@ -174,12 +229,13 @@ SETTINGS = (
     # SSL and network
     Setting("DISABLE_SSL_VERIFY", "disable_ssl_verify", BOOL, "false", check=_warn_unverified),
     Setting("SSL_CERT_PATH", "ssl_cert_path", OPTIONAL_PATH, check=_existing_ca_bundle),
-    Setting("HTTP_PROXY", "http_proxy", PROXY, secret=True, fallback="http_proxy"),
-    Setting("HTTPS_PROXY", "https_proxy", PROXY, secret=True, fallback="https_proxy"),
+    Setting("HTTP_PROXY", "http_proxy", PROXY, secret=True, fallback="http_proxy", check=_proxy_url),
+    Setting("HTTPS_PROXY", "https_proxy", PROXY, secret=True, fallback="https_proxy", check=_proxy_url),
     Setting("NO_PROXY", "no_proxy", TEXT, fallback="no_proxy"),
     Setting("HTTP_TIMEOUT_SECONDS", "http_timeout_seconds", FLOAT, "30", 1, 300),
     Setting("RUN_DEADLINE_SECONDS", "run_deadline_seconds", FLOAT, "50", 10, 3600),
     Setting("LOCK_WAIT_SECONDS", "lock_wait_seconds", FLOAT, "60", 1, 3600),
+    Setting("CLOCK_SKEW_TOLERANCE_MINUTES", "clock_skew_tolerance_minutes", FLOAT, "5", 1, 24 * 60),
     # Files
     Setting("CSV_DIRECTORY", "csv_directory", PATH, "../crown_files"),
     Setting("PROCESSED_DIRECTORY", "processed_directory", PATH, "../processed_files"),
@@ -245,6 +301,7 @@ class Settings:
         http_timeout_seconds: float
         run_deadline_seconds: float
         lock_wait_seconds: float
+        clock_skew_tolerance_minutes: float
         csv_directory: Path
         processed_directory: Path
         move_processed_files: bool
@@ -300,9 +357,15 @@ class Settings:
     @property
     def secrets(self) -> List[str]:
         """Values that must never appear in a log line, message or exception, longest first (so
-        that a secret containing another is hidden whole)."""
-        parts = (_secret_part(s, getattr(self, s.attr)) for s in _SECRET_SETTINGS)
-        return sorted((p for p in parts if p), key=len, reverse=True)
+        that a secret containing another is hidden whole): every secret setting (a proxy URL's password),
+        and the user information of ATHOC_SERVER_URL and the proxy URLs, each as written, percent-decoded
+        and percent-encoded."""
+        parts = [_secret_part(s, getattr(self, s.attr)) for s in _SECRET_SETTINGS]
+        for attr in _URL_ATTRS:
+            url = getattr(self, attr)
+            parts += [url_password(url)] + ([user_info(url)] if attr == "athoc_server_url" else [])
+        forms = {form for part in parts if part for form in _secret_forms(part)}
+        return sorted(forms, key=len, reverse=True)
 
     @property
     def mapping_fields(self) -> List[str]:
@@ -318,6 +381,7 @@ Settings.__annotations__ = {**{s.attr: _KINDS[s.kind][0] for s in SETTINGS}, **S
 for _attr, _default in DEFAULTS.items():
     setattr(Settings, _attr, _default)
 _SECRET_SETTINGS = tuple(s for s in SETTINGS if s.secret)
+_URL_ATTRS = ("athoc_server_url", "http_proxy", "https_proxy")  # URLs whose password (server: user info) is secret
 
 
 def _secret_part(s: "Setting", value: str) -> str:
@@ -325,28 +389,86 @@ def _secret_part(s: "Setting", value: str) -> str:
     return url_password(value) if s.kind == PROXY else value
 
 
+def _secret_forms(secret: str) -> List[str]:
+    """`secret` as written, percent-decoded and percent-encoded (as a URL or a form body carries it)."""
+    forms = {secret}
+    try:
+        forms.add(unquote(secret, errors="strict"))
+    except UnicodeError:
+        pass
+    for encoded in (quote(secret, safe=""), quote(secret, safe="").replace("%20", "+")):
+        forms.add(encoded)
+    return [f for f in forms if f]
+
+
 def _masked(s: "Setting", value: str) -> str:
     """`value` with its secret part shown as ***."""
     secret = _secret_part(s, value)
     if not secret or s.kind != PROXY:
         return "***" if secret else value
-    parts = urlsplit(value)
-    user_info, _, host = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{user_info.split(':', 1)[0]}:***@{host}"))
+    scheme, _, rest = value.rpartition("://")
+    return f"{scheme + '://' if scheme else ''}{user_info(value).split(':', 1)[0]}:***@{rest.rpartition('@')[2]}"
+
+
+def user_info(url: str) -> str:
+    """The user information of `url`: everything between :// and the last @ ('' when none). Taken by hand,
+    not with urlsplit, which ends the host part at the first #, / or ? even inside a password."""
+    if not url or "://" not in url:
+        return url.rpartition("@")[0] if url and "@" in url else ""
+    return url.split("://", 1)[1].rpartition("@")[0]
 
 
 def url_password(url: str) -> str:
-    """The password in a proxy URL such as http://user:password@proxy:8080 ('' when none)."""
-    try:
-        return (urlsplit(url).password or "") if url else ""
-    except ValueError:
-        return ""
+    """The password in a URL such as http://user:password@proxy:8080 ('' when none)."""
+    info = user_info(url)
+    return info.split(":", 1)[1] if ":" in info else ""
+
+
+def without_userinfo(url: str) -> str:
+    """`url` with its whole user information, if any, shown as *** (http://***@proxy:8080)."""
+    info = user_info(url)
+    if not info:
+        return url
+    if "://" not in url:
+        return "***@" + url.rpartition("@")[2]
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"
 
 
 def without_password(url: str) -> str:
-    """`url` with its password, if any, shown as ***."""
-    password = url_password(url)
-    return url.replace(f":{password}@", ":***@") if password else url
+    """`url` with its user information, if any, shown as *** (see without_userinfo)."""
+    return without_userinfo(url)
+
+
+def unusable_proxy_url(url: str) -> str:
+    """Why proxy URL `url` cannot be used as written ('' when it can): its user information holds a
+    character that ends the host part (#, /, ?, @) or a % that is not an escape, so requests would read
+    another host or port, or the password cut short."""
+    info = user_info(url)
+    if info and (re.search(r"[#/?@]", info) or re.search(r"%(?![0-9A-Fa-f]{2})", info)):
+        return ("its user name or password holds a character that must be percent-encoded in a URL "
+                "(# as %23, / as %2F, ? as %3F, @ as %40, % as %25)")
+    problem = _host_and_port_problem(url) if url else ""
+    return problem
+
+
+def proxy_problems(settings: "Settings") -> Tuple[List[str], List[str]]:
+    """Problems and warnings for proxy URLs that cannot be used as written: a problem for the proxy of
+    ATHOC_SERVER_URL's scheme (every run would fail or reach another host), a warning for the other one."""
+    problems: List[str] = []
+    warnings: List[str] = []
+    used = "https_proxy" if settings.athoc_server_url.lower().startswith("https:") else "http_proxy"
+    for name, attr in (("HTTP_PROXY", "http_proxy"), ("HTTPS_PROXY", "https_proxy")):
+        url = getattr(settings, attr)
+        why = unusable_proxy_url(url) if url else ""
+        if not why:
+            continue
+        line = f"{name}={without_userinfo(url)!r} cannot be used as written: {why}"
+        if attr == used:
+            problems.append(line)
+        else:
+            warnings.append(f"{line} (AtHoc's address does not use it)")
+    return problems, warnings
 
 
 def find_env_file(explicit: Optional[str] = None) -> Optional[Path]:
@@ -380,6 +502,12 @@ class _Reader:
     def read(self, s: Setting) -> Any:
         """The value of `s`; its default (or '' when required) when it is invalid, the problem noted."""
         text = self.given(s)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # bytes the environment could not decode: never shown, may be a secret
+            self.problems.append(f"{s.name} holds bytes that are not text in this computer's encoding: "
+                                 f"set it again (in .env, saved as UTF-8)")
+            return DEFAULTS.get(s.attr, "")
         try:
             value = s.parse(text)
             return s.check(s, text, value, self.warnings) if s.check else value
@@ -432,7 +560,9 @@ def load_settings(env_file: Optional[str] = None, environ: Optional[Mapping[str,
         raise ConfigError([f"--env-file {env_file}: {'not a file' if Path(env_file).exists() else 'no such file'}"])
     reader = _Reader(_read_environment(path, os.environ if environ is None else environ))
     settings = Settings(**{s.attr: reader.read(s) for s in SETTINGS}, env_file=path)
-    settings.warnings = reader.warnings + _env_file_warnings(path)
+    proxy_errors, proxy_warnings = proxy_problems(settings)
+    settings.warnings = reader.warnings + proxy_warnings + _env_file_warnings(path)
+    reader.problems.extend(proxy_errors)
     reader.problems.extend(overlapping_folders(settings))
     if reader.problems:
         raise ConfigError(reader.problems, str(path) if path else "the environment; no .env file found")

@@ -141,6 +141,9 @@ class BOBOProcessor:
                     result.outage = True
                     return result
                 crash_point("after_athoc")
+                if self.link.unknown_field(outcomes):
+                    result.outage = True
+                    return result
             from recorder import Recorder
             Recorder(self.settings, self.db, self.inbox).finish(plan, outcomes, result, self.clock())
         log.info("Batch done in %.1f s: %s", time.monotonic() - started, result.summary())

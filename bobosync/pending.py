@@ -97,6 +97,8 @@ class PendingEvents:
         except AtHocError as exc:
             self.link.failed("Sending pending events failed", exc)
             return
+        if self.link.unknown_field(outcomes):
+            return
         applied, gone = [], []
         for login, outcome in outcomes.items():
             ev = sources[login]

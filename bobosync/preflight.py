@@ -1,7 +1,8 @@
 """--check: will bobosync work on this machine? One line per check: PASS, WARN or FAIL, and the fix.
 
-Checks in order: settings, folders, database, DNS, TCP, TLS, proxy, token, one page of
-users. Later network checks are skipped once an earlier one failed. Prints no secret.
+Checks in order: settings, folders, database, DNS, TCP, TLS, proxy, token, AtHoc's clock, one
+page of users, the duty and collar fields. Later network checks are skipped once an earlier one
+failed; a network check that breaks is a FAIL line, never a traceback. Prints no secret.
 """
 import os
 import socket
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, List, Optional
 from urllib.parse import urlsplit
 
-from config import ConfigError, Settings, load_settings, without_password
+from config import ConfigError, Settings, load_settings, without_userinfo
 
 if TYPE_CHECKING:
     from athoc_client import AtHocClient
@@ -90,7 +91,19 @@ class Preflight:
     # --- network ---
 
     def network(self) -> None:
-        """DNS, TCP, TLS, proxy, token, users; each step only when the one before passed."""
+        """DNS, TCP, TLS, proxy, token, clock, users, fields; each step only when the one before passed. Any
+        error a step meets is its FAIL line (with no secret), never a traceback."""
+        try:
+            self._network()
+        except Exception as exc:  # noqa: BLE001 - --check reports every problem as a line
+            self.add("FAIL", "network", self._redact(f"the network checks stopped: {type(exc).__name__}: {exc}"))
+
+    def _redact(self, text: str) -> str:
+        for secret in self.settings.secrets:
+            text = text.replace(secret, "***")
+        return text[:500]
+
+    def _network(self) -> None:
         url = urlsplit(self.settings.athoc_server_url)
         host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
         from athoc_client import AtHocClient
@@ -98,7 +111,7 @@ class Preflight:
         proxy = client.proxy_in_use
         try:
             if proxy:
-                self.add("PASS", "proxy", f"AtHoc is reached through {without_password(proxy)} "
+                self.add("PASS", "proxy", f"AtHoc is reached through {without_userinfo(proxy)} "
                          f"(HTTPS_PROXY/HTTP_PROXY); DNS, TCP and TLS are the proxy's, checked by the token step")
             else:
                 self.add("PASS", "proxy", "none: AtHoc is reached directly (set HTTPS_PROXY if a proxy is required)")
@@ -107,7 +120,9 @@ class Preflight:
                 if url.scheme == "https" and not self._tls(host, port):
                     return
             if self._token(client):
-                self._users(client)
+                self._clock(client)
+                if self._users(client):
+                    self._fields(client)
         finally:
             client.close()
 
@@ -165,14 +180,30 @@ class Preflight:
         self.add("PASS", "token", f"AtHoc issued a token to {self.settings.api_user} for org {self.settings.org_code}")
         return True
 
-    def _users(self, client: "AtHocClient") -> None:
+    def _clock(self, client: "AtHocClient") -> None:
+        """AtHoc's clock (its replies' Date) against this computer's."""
+        offset = client.clock_offset_seconds
+        tolerance = self.settings.clock_skew_tolerance_minutes
+        if offset is None:
+            self.add("WARN", "clock", "AtHoc's replies carry no Date header: its clock cannot be compared")
+            return
+        ahead = "ahead of" if offset > 0 else "behind"
+        detail = f"AtHoc's clock is {abs(offset):.0f} s {ahead} this computer's"
+        if abs(offset) > tolerance * 60:
+            self.add("WARN", "clock", f"{detail}, more than CLOCK_SKEW_TOLERANCE_MINUTES={tolerance:g}: duty "
+                     f"times, the cleanup of old values and events dated in the future are judged by this "
+                     f"computer's clock; set the clocks right (time service)")
+        else:
+            self.add("PASS", "clock", f"{detail} (tolerance {tolerance:g} min)")
+
+    def _users(self, client: "AtHocClient") -> bool:
         from athoc_types import AtHocError, ci_get
         s = self.settings
         try:
             users, total = client.sample_users([s.collar_id_field, s.duty_status_field])
         except AtHocError as exc:
             self.add("FAIL", "user search", f"{exc} (the service account needs the right to search users)")
-            return
+            return False
         with_collar = sum(1 for u in users if str(ci_get(u, s.collar_id_field) or "").strip())
         on_duty = sum(1 for u in users if str(ci_get(u, s.duty_status_field) or "").strip())
         detail = (f"{len(users)} of {total if total is not None else '?'} users read; {with_collar} have "
@@ -189,6 +220,29 @@ class Preflight:
                      "organisation's users")
         else:
             self.add("PASS", "user search", detail)
+        return True
+
+    def _fields(self, client: "AtHocClient") -> None:
+        """Does AtHoc know DUTY_STATUS_FIELD and COLLAR_ID_FIELD? FAIL when AtHoc says it does not; when no
+        user holds a value the API cannot tell, which is a WARN for the duty field (the collar field's case
+        is the user search's line)."""
+        from athoc_types import AtHocError
+        s = self.settings
+        for name, field in (("DUTY_STATUS_FIELD", s.duty_status_field), ("COLLAR_ID_FIELD", s.collar_id_field)):
+            try:
+                exists = client.field_exists(field)
+            except AtHocError as exc:
+                self.add("FAIL", name, f"cannot tell whether AtHoc knows {field}: {exc}")
+                continue
+            if exists:
+                self.add("PASS", name, f"AtHoc knows {field}: users hold values of it")
+            elif exists is False:
+                self.add("FAIL", name, f"AtHoc does not know the user attribute {field}: check {name} against "
+                         f"AtHoc's user attributes (the name, not the display name)")
+            elif name == "DUTY_STATUS_FIELD":
+                self.add("WARN", name, f"no user holds a value of {field}, so the API cannot tell whether AtHoc "
+                         f"knows it: check {name} against AtHoc's user attributes; if it is wrong, the first "
+                         f"update says so and the run stops (exit 3)")
 
 
 def _name(parts: Any) -> str:

@@ -169,7 +169,8 @@ def format_status(status: Dict[str, Any]) -> str:
     if sync["next_attempt"] and sync["status"] != "success":
         lines.append(f"  next attempt at {sync['next_attempt']} (--sync-mappings tries at once)")
     if sync["resuming_at_page"]:
-        lines.append(f"  a listing is being read across runs: the next run goes on from page {sync['resuming_at_page']}")
+        lines.append(f"  a listing is being read across runs: the next run goes on from page "
+                     f"{sync['resuming_at_page']}")
     refused = status["credentials_refused"]
     if refused["times"]:
         lines.append(f"Credentials:         AtHoc refused them {refused['times']} time(s); runs ask again at "

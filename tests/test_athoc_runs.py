@@ -203,3 +203,21 @@ def test_a_command_typed_while_a_run_holds_the_lock_waits_for_it(sim, tmp_path):
     waited = site.run("--sync-mappings")
     assert waited.returncode == 0, waited.stdout
     assert "waiting up to 20 s" in waited.stdout
+
+
+def test_a_duty_field_unknown_to_athoc_stops_the_run_with_exit_3_and_keeps_every_event(sim, tmp_path):
+    """Rule: a result naming the duty field as unknown is a configuration problem, not "gone": no mapping is
+    dropped, nothing is recorded, the file waits (no attempt counted), the run exits 3; once the field is right
+    the next run sends the event."""
+    site = Site(sim, tmp_path, DUTY_STATUS_FIELD="On-Duty-Typo")
+    site.write("a.csv", row("BON", 10001, ON))
+    typo = site.run()
+    assert typo.returncode == 3, typo.stdout
+    assert "AtHoc refused the duty field" in typo.stdout
+    assert (site.csv_dir / "a.csv").exists()
+    assert db_rows(site, "SELECT COUNT(*) FROM worker_mapping")[0][0] == 3
+    assert db_rows(site, "SELECT COUNT(*) FROM file_attempts")[0][0] == 0
+    site.env["DUTY_STATUS_FIELD"] = FIELD
+    fixed = site.run()
+    assert fixed.returncode == 0, fixed.stdout
+    assert sim.attribute(site.logins[0], FIELD) == ON_VALUE
