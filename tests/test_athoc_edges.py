@@ -9,7 +9,7 @@ from athoc_client import (AtHocClient, DeadlineReachedError, IncompleteListingEr
                           UnexpectedResponseError)
 from athoc_simulator import AtHocSimulator
 from athoc_types import SyncOutcome, classify_result
-from conftest import settings_for
+from conftest import BACKOFF_SCALE_VAR, settings_for
 from log_setup import SecretFilter
 
 FIELD = "On-Duty-DTG"
@@ -144,7 +144,8 @@ def test_rule_each_request_timeout_is_at_most_the_time_left(sim, settings):
     assert time.monotonic() - started < 2.0
 
 
-def test_rule_a_retry_that_would_sleep_past_the_deadline_is_not_made(sim, settings):
+def test_rule_a_retry_that_would_sleep_past_the_deadline_is_not_made(sim, settings, monkeypatch):
+    monkeypatch.setenv(BACKOFF_SCALE_VAR, "1")  # the real wait: it is what would pass the deadline
     client = AtHocClient(settings)
     sim.fail("search/basic", 429, retry_after=4, times=None)
     started = time.monotonic()
