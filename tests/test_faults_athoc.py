@@ -326,7 +326,7 @@ def test_a_listing_that_does_not_add_up_keeps_the_mappings(sim, tmp_path, kind):
     newcomer = sc.add_mapped_user("30001")  # only a complete listing maps this user
     sc.write("b.csv", second)
     sim.total_users_bias, sim.page_rows = bias, pages
-    for attempt in range(2):  # the listing stays wrong: AtHoc answers, it just does not add up
+    for _ in range(2):  # the listing stays wrong: AtHoc answers, it just does not add up
         output = sc.run(expect=(1,))
         assert message in output and "listing is incomplete" in output
         assert "The 1100 mappings held are kept; the next attempt is at" in output
@@ -369,7 +369,7 @@ PERSISTENT = [
 def test_persistent_outages_end_the_run_in_bounded_time_and_lose_nothing(tmp_path):
     sims, scenarios, procs, started = [], [], [], []
     try:
-        for i, (where, case) in enumerate(PERSISTENT):
+        for where, case in PERSISTENT:
             sim = AtHocSimulator(org="DEMO").start()
             sims.append(sim)
             sc = fault_site(sim, tmp_path / f"{where}-{case.name}", HTTP_TIMEOUT_SECONDS="2", BATCH_SIZE="1",

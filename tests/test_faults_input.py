@@ -23,7 +23,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-import bobo_processor
 import inbox
 from athoc_simulator import AtHocSimulator
 from conftest import ENTRY, ROOT

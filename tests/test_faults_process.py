@@ -282,7 +282,7 @@ def test_processed_folder_unusable_at_the_move_sends_once_and_moves_later(sim, t
             filler = _fill(processed)
         before = len(sc.sync_requests())
         try:
-            for attempt in range(3):  # exit 1: the move is left for the next run
+            for _ in range(3):  # exit 1: the move is left for the next run
                 output = sc.run(expect=(1,))
                 assert "Cannot move b.csv" in output and "Nothing to do" not in output
                 assert "b.csv" in sc.names(sc.csv_dir)

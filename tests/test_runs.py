@@ -266,7 +266,9 @@ def test_cleanup_runs_when_due_and_not_again_within_the_interval(site):
     assert site.sim.attribute("late@demo.example", FIELD) == ""  # cleared: on duty for years
     assert site.sim.attribute(U1, FIELD) == "01/01/2020 07:00:00"  # set this run: never cleared by it
     assert site.rows("SELECT on_duty FROM duty_state WHERE employee_id = '10001'") == [(1,)]
-    cleanups = lambda: [r for r in site.sim.requests_to("search/basic") if " pr" in r.query.get("criteria", "")]
+    def cleanups() -> list:
+        return [r for r in site.sim.requests_to("search/basic") if " pr" in r.query.get("criteria", "")]
+
     assert len(cleanups()) == 1
     assert site.main() == 0
     assert len(cleanups()) == 1  # within CLEANUP_INTERVAL_MINUTES
@@ -282,8 +284,8 @@ def test_cleanup_runs_when_due_and_not_again_within_the_interval(site):
 def test_idle_run_makes_no_network_call_and_does_not_import_requests(site):
     assert site.main() == 0  # first run: mapping sync and cleanup are due
     before = len(site.sim.requests)
-    code = ("import sys; sys.path.insert(0, r'%s'); import bobo_processor; rc = bobo_processor.main([]); "
-            "print('requests' in sys.modules, rc)" % BOBOSYNC_DIR)
+    code = (f"import sys; sys.path.insert(0, r'{BOBOSYNC_DIR}'); import bobo_processor; "
+            f"rc = bobo_processor.main([]); print('requests' in sys.modules, rc)")
     result = subprocess.run([sys.executable, "-c", code], env=dict(os.environ), capture_output=True, text=True,
                             timeout=60)
     assert result.stdout.split()[-2:] == ["False", "0"], result.stdout + result.stderr

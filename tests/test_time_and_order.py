@@ -67,7 +67,8 @@ def test_an_event_far_ahead_of_the_clock_is_a_bad_row_and_never_blocks_real_even
     assert site.duty(0) == "" and site.duty(1) == ""
     assert site.duty(2) == (now + timedelta(minutes=3)).strftime("%d/%m/%Y %H:%M:%S")
     assert (tmp_path / "failed_files" / "typo.csv").exists()  # no valid row: a bad file, kept for a person
-    site.write("real.csv", row("BON", 10001, now - timedelta(minutes=5)) + row("BOF", 10003, now + timedelta(minutes=4)))
+    site.write("real.csv", row("BON", 10001, now - timedelta(minutes=5))
+               + row("BOF", 10003, now + timedelta(minutes=4)))
     assert site.run().returncode == 0
     assert site.duty(0) == (now - timedelta(minutes=5)).strftime("%d/%m/%Y %H:%M:%S") and site.duty(2) == ""
 

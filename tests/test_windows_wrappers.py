@@ -16,8 +16,8 @@ def test_wrappers_have_crlf_line_endings():
 
 def test_wrappers_prefer_the_venv_then_py_launcher_then_python():
     for text in (PS1.decode(), BAT.decode()):
-        venv, py, python = (text.index(".venv\\Scripts\\python.exe"), text.index("py -3" if "py -3" in text else "'-3'"),
-                            text.rindex("python"))
+        launcher = "py -3" if "py -3" in text else "'-3'"
+        venv, py, python = text.index(".venv\\Scripts\\python.exe"), text.index(launcher), text.rindex("python")
         assert venv < py < python
 
 

@@ -427,7 +427,8 @@ def assert_requests_sound(sc: Site) -> None:
             assert login in sc.mapped, f"{login} is outside the mapping"
             candidates = [e.key for e in events if e.norm == sc.mapped[login] and e.value == value
                           and e.key >= newest.get(login, ("", ""))]
-            assert candidates, f"{login}: {value!r} is from no event newer than the one sent before ({newest.get(login)})"
+            assert candidates, \
+                f"{login}: {value!r} is from no event newer than the one sent before ({newest.get(login)})"
             newest[login] = min(candidates)
 
 
