@@ -111,6 +111,10 @@ class AtHocLink:
         if isinstance(exc, (CredentialsRefusedError, CredentialsBackoffError)):
             self.person_must_act.append("AtHoc refused the credentials")
 
+    def clock_offset(self) -> Optional[float]:
+        """AtHoc's clock minus this computer's, in seconds, from this run's replies (None before any)."""
+        return self._client.clock_offset_seconds if self._client is not None else None
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()

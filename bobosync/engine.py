@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Sequ
 from athoc_link import AtHocLink
 from bobo_db import BOBODatabase
 from cleanup import Cleanup
+from clock_check import ClockCheck
 from config import Settings, load_settings
 from failpoints import crash_point
 from inbox import Inbox
@@ -69,6 +70,8 @@ class BOBOProcessor:
         self.mappings = MappingSync(self.settings, self.db, self.link)
         self.cleanup = Cleanup(self.settings, self.db, self.link)
         self.pending = PendingEvents(self.settings, self.db, self.link)
+        self.clock_check = ClockCheck(self.settings, self.db, self.link)
+        self.pending.clock_is_wrong = self.clock_check.skewed
 
     # --- AtHoc ---
 
@@ -116,8 +119,9 @@ class BOBOProcessor:
     def plan_file_batch(self, files: Sequence[Path], result: BatchResult) -> "BatchPlan":
         """Read the files and decide what to send: each person's newest event, if newer and mapped."""
         from planner import plan_updates, read_batch
+        now = self.clock()
         tolerance = timedelta(minutes=self.settings.future_tolerance_minutes)
-        not_after = (self.clock() + tolerance).strftime("%Y%m%d%H%M%S")
+        not_after = "" if self.clock_check.skewed(now) else (now + tolerance).strftime("%Y%m%d%H%M%S")
         winners, reports = read_batch(files, result, self.inbox.order_of, not_after)
         crash_point("after_parse")
         return plan_updates(winners, reports, self.db, self.settings, result)
@@ -127,6 +131,11 @@ class BOBOProcessor:
         started = time.monotonic()
         result = BatchResult(files=len(files))
         with _collector_paused():
+            if not self._connected():  # AtHoc's Date tells whether this server's clock can be trusted
+                log.error("The %d file(s) of this batch stay in %s for the next run", len(files),
+                          self.settings.csv_directory)
+                result.outage = True
+                return result
             plan = self.plan_file_batch(files, result)
             outcomes: Dict[str, SyncOutcome] = {}
             if plan.updates:
@@ -148,6 +157,18 @@ class BOBOProcessor:
             Recorder(self.settings, self.db, self.inbox).finish(plan, outcomes, result, self.clock())
         log.info("Batch done in %.1f s: %s", time.monotonic() - started, result.summary())
         return result
+
+    def _connected(self) -> bool:
+        """Connect to AtHoc unless this run already gave up on it."""
+        from athoc_types import AtHocError
+        if self.link.down:
+            return False
+        try:
+            self.link.client.close  # noqa: B018 (the property connects)
+        except AtHocError as exc:
+            self.link.failed("AtHoc cannot be reached", exc)
+            return False
+        return True
 
     def cleanup_due(self, now: Optional[datetime] = None) -> bool:
         """Whether the cleanup of missed book-offs is due."""
@@ -243,7 +264,7 @@ class BOBOProcessor:
             sync = self._sync_with(deadline - SYNC_MARGIN_SECONDS)
             if sync == "done":  # people the new mapping knows get their pending events now
                 total.add(self.pending.work(self.clock()))
-        if not self.link.down and self.cleanup_due():
+        if self.cleanup_due() and self._connected() and not self.clock_check.skewed(self.clock()):
             self.clear_old_duty_status(exclude=total.logins_set)
         self.purge_processed_files()
         self._record_run(total)

@@ -82,6 +82,7 @@ def _read_db(path: Path, future: str = "99999999999999") -> Optional[Dict[str, A
                              "ambiguous_ids": one("SELECT COUNT(*) FROM ambiguous_ids", 0)},
             "credentials_refused": {"times": int(state("credentials_refused_failures") or 0),
                                     "next_try": state("credentials_refused_until")},
+            "athoc_clock_minus_ours_seconds": _number(state("athoc_clock_offset_seconds")),
             "last_run": state("last_run"),
             "last_athoc_update": state("last_athoc_update"),
             "last_cleanup": state("last_cleanup"),
@@ -104,6 +105,13 @@ def _rows(conn: sqlite3.Connection, sql: str, params: tuple = ()) -> List[tuple]
         raise
 
 
+def _number(text: Optional[str]) -> Optional[float]:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
+
+
 def _pending(conn: sqlite3.Connection) -> Dict[str, Any]:
     """How many events wait for an AtHoc user to hold their number, and since when."""
     rows = _rows(conn, "SELECT COUNT(*), MIN(first_seen) FROM pending_events")
@@ -124,6 +132,7 @@ def collect_status(settings: Settings) -> Dict[str, Any]:
         "failed_directory": str(settings.failed_files_directory),
         "move_processed_files": settings.move_processed_files,
         "database": str(settings.db_path),
+        "clock_tolerance_seconds": settings.clock_skew_tolerance_minutes * 60,
     }
     if settings.db_path.exists() and not settings.db_path.is_file():
         status["database_error"] = NOT_A_FILE
@@ -135,6 +144,18 @@ def collect_status(settings: Settings) -> Dict[str, Any]:
         return status
     status.update(db if db is not None else {"database_missing": True})
     return status
+
+
+def _clock_line(status: Dict[str, Any]) -> List[str]:
+    """How AtHoc's clock compared with this server's at the last reply seen."""
+    offset = status.get("athoc_clock_minus_ours_seconds")
+    if offset is None:
+        return []
+    side = "ahead of" if offset >= 0 else "behind"
+    line = f"Clocks:              AtHoc's is {abs(offset) / 60:.1f} min {side} this server's (last reply seen)"
+    if abs(offset) > status["clock_tolerance_seconds"]:
+        line += "; more than CLOCK_SKEW_TOLERANCE_MINUTES: fix this server's clock (a person must act)"
+    return [line]
 
 
 def format_status(status: Dict[str, Any]) -> str:
@@ -175,6 +196,7 @@ def format_status(status: Dict[str, Any]) -> str:
     if refused["times"]:
         lines.append(f"Credentials:         AtHoc refused them {refused['times']} time(s); runs ask again at "
                      f"{refused['next_try']} or as soon as they change in the settings (a person must act)")
+    lines.extend(_clock_line(status))
     lines.append(f"Last run:            {status['last_run'] or 'never'}")
     lines.append(f"Last AtHoc update:   {status['last_athoc_update'] or 'never'}")
     lines.append(f"Last cleanup:        {status['last_cleanup'] or 'never'}")
