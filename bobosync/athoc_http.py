@@ -190,8 +190,9 @@ class AtHocHTTP:
         if code == 400:
             return BadRequestError(f"{what}: AtHoc refused the request as malformed (HTTP 400 from {path}): {body}")
         if code == 401:
-            return AuthenticationError(f"{what}: AtHoc refused a fresh token (HTTP 401 from {path}); check that APIUSER "
-                                       f"{self.settings.api_user} may use the API of org {self.settings.org_code}")
+            return AuthenticationError(f"{what}: AtHoc refused a fresh token (HTTP 401 from {path}); check that "
+                                       f"APIUSER {self.settings.api_user} may use the API of org "
+                                       f"{self.settings.org_code}")
         if code == 403:
             return PermissionDeniedError(
                 f"{what}: the service account {self.settings.api_user} lacks the permission for this call "

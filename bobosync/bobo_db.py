@@ -11,89 +11,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
+from db_schema import SCHEMA, SCHEMA_VERSION, migrate
 from failpoints import crash_point
 from schedule import stamp
 
 log = logging.getLogger("bobosync.db")
 
-SCHEMA_VERSION = 3  # 2: run_state timestamps all 'YYYY-MM-DD HH:MM:SS' (1 wrote some with a 'T');
-# 3: duty_state keeps the whole order of the event applied (file order and line, for ties)
 USER_MAPPING = "user_mapping"
 BUSY_TIMEOUT_SECONDS = 15
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS worker_mapping (
-    employee_id TEXT PRIMARY KEY,
-    username TEXT NOT NULL,
-    collar_id TEXT,
-    last_updated TIMESTAMP DEFAULT CURRENT_TIMESTAMP
-);
-CREATE TABLE IF NOT EXISTS processing_log (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    filename TEXT NOT NULL,
-    processed_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
-    entries_processed INTEGER,
-    success_count INTEGER,
-    error_count INTEGER,
-    errors TEXT
-);
-CREATE TABLE IF NOT EXISTS sync_tracking (
-    sync_type TEXT PRIMARY KEY,
-    last_sync_date DATE,
-    last_sync_time TIMESTAMP,
-    status TEXT
-);
-CREATE TABLE IF NOT EXISTS ambiguous_ids (
-    employee_id TEXT PRIMARY KEY,
-    usernames TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS duty_state (
-    employee_id TEXT PRIMARY KEY,
-    event_time TEXT NOT NULL,
-    record_created TEXT NOT NULL DEFAULT '',
-    on_duty INTEGER NOT NULL,
-    athoc_value TEXT NOT NULL,
-    username TEXT,
-    source_file TEXT,
-    applied_at TIMESTAMP,
-    file_order TEXT NOT NULL DEFAULT '',
-    line INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS file_attempts (
-    filename TEXT PRIMARY KEY,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    last_attempt TIMESTAMP
-);
-CREATE TABLE IF NOT EXISTS processed_files (
-    filename TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    sha256 TEXT NOT NULL,
-    processed_at TIMESTAMP,
-    PRIMARY KEY (filename, size, sha256)
-);
-CREATE TABLE IF NOT EXISTS pending_events (
-    employee_id TEXT PRIMARY KEY,
-    event_time TEXT NOT NULL,
-    record_created TEXT NOT NULL DEFAULT '',
-    file_order TEXT NOT NULL DEFAULT '',
-    line INTEGER NOT NULL DEFAULT 0,
-    on_duty INTEGER NOT NULL,
-    athoc_value TEXT NOT NULL,
-    source_file TEXT,
-    first_seen TIMESTAMP NOT NULL,
-    last_lookup TIMESTAMP
-);
-CREATE TABLE IF NOT EXISTS mapping_listing (
-    login TEXT PRIMARY KEY,
-    attributes TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS run_state (
-    key TEXT PRIMARY KEY,
-    value TEXT
-);
-"""
 
 
 def is_damage(exc: sqlite3.DatabaseError) -> bool:
@@ -203,19 +128,9 @@ class BOBODatabase:
         with self.conn:
             self.conn.executescript(SCHEMA)
             if version != SCHEMA_VERSION:  # no write when current: a damaged file is set aside as it was
-                self._migrate(version)
+                migrate(self.conn, version)
                 self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    def _migrate(self, version: int) -> None:
-        """Bring the rows of an older schema version to this one."""
-        if version < 2:
-            self.conn.execute("UPDATE run_state SET value = replace(value, 'T', ' ') "
-                              "WHERE value GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:*'")
-        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(duty_state)")}
-        if "file_order" not in columns:
-            self.conn.execute("ALTER TABLE duty_state ADD COLUMN file_order TEXT NOT NULL DEFAULT ''")
-        if "line" not in columns:
-            self.conn.execute("ALTER TABLE duty_state ADD COLUMN line INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self.conn.close()

@@ -40,60 +40,54 @@ def _age(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
+class _Reader:
+    """Queries on a database opened read-only; a missing table (a seed-era file) reads as the default."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def one(self, sql: str, default: Any = None, params: tuple = ()) -> Any:
+        rows = _rows(self.conn, sql, params)
+        return rows[0][0] if rows and rows[0] else default
+
+    def state(self, key: str) -> Optional[str]:
+        return self.one("SELECT value FROM run_state WHERE key = ?", None, (key,))
+
+
 def _read_db(path: Path, future: str = "99999999999999") -> Optional[Dict[str, Any]]:
     """The database's view, opened read-only so --status never creates or changes it."""
     if not path.is_file():
         return None
     conn = sqlite3.connect(f"file:{path.as_posix()}?mode=ro", uri=True, timeout=5)
     try:
-        def one(sql: str, default: Any = None, params: tuple = ()) -> Any:
-            try:
-                row = conn.execute(sql, params).fetchone()
-            except sqlite3.OperationalError as exc:
-                if _no_table(exc):  # a seed-era database without our tables yet
-                    return default
-                raise
-            return row[0] if row else default
-
-        def state(key: str) -> Optional[str]:
-            return one("SELECT value FROM run_state WHERE key = ?", None, (key,))
-
-        try:
-            sync = conn.execute("SELECT last_sync_time, status FROM sync_tracking "
-                                "WHERE sync_type = 'user_mapping'").fetchone()
-        except sqlite3.OperationalError as exc:
-            if not _no_table(exc):
-                raise
-            sync = None
-        try:
-            retrying = [{"file": f, "attempts": a, "last_error": e} for f, a, e in
-                        conn.execute("SELECT filename, attempts, last_error FROM file_attempts ORDER BY filename")]
-        except sqlite3.OperationalError as exc:
-            if not _no_table(exc):
-                raise
-            retrying = []
+        db = _Reader(conn)
         return {
-            "mapping_sync": {"last_attempt": sync[0] if sync else None, "status": sync[1] if sync else "never",
-                             "last_good": state("last_good_mapping_sync"),
-                             "next_attempt": state("mapping_sync_until"),
-                             "held_back": state("mapping_held_back"),
-                             "resuming_at_page": state("mapping_listing_next_page"),
-                             "users_mapped": one("SELECT COUNT(*) FROM worker_mapping", 0),
-                             "ambiguous_ids": one("SELECT COUNT(*) FROM ambiguous_ids", 0)},
-            "credentials_refused": {"times": int(state("credentials_refused_failures") or 0),
-                                    "next_try": state("credentials_refused_until")},
-            "athoc_clock_minus_ours_seconds": _number(state("athoc_clock_offset_seconds")),
-            "last_run": state("last_run"),
-            "last_athoc_update": state("last_athoc_update"),
-            "last_cleanup": state("last_cleanup"),
-            "on_duty": one("SELECT COUNT(*) FROM duty_state WHERE on_duty = 1", 0),
+            "mapping_sync": _mapping_sync(db),
+            "credentials_refused": {"times": int(db.state("credentials_refused_failures") or 0),
+                                    "next_try": db.state("credentials_refused_until")},
+            "athoc_clock_minus_ours_seconds": _number(db.state("athoc_clock_offset_seconds")),
+            "last_run": db.state("last_run"),
+            "last_athoc_update": db.state("last_athoc_update"),
+            "last_cleanup": db.state("last_cleanup"),
+            "on_duty": db.one("SELECT COUNT(*) FROM duty_state WHERE on_duty = 1", 0),
             "pending": _pending(conn),
             "ahead_of_the_clock": [e for (e,) in _rows(conn, "SELECT employee_id FROM duty_state WHERE event_time > ? "
                                                             "ORDER BY employee_id", (future,))],
-            "retrying": retrying,
+            "retrying": [{"file": f, "attempts": a, "last_error": e} for f, a, e in _rows(
+                conn, "SELECT filename, attempts, last_error FROM file_attempts ORDER BY filename")],
         }
     finally:
         conn.close()
+
+
+def _mapping_sync(db: _Reader) -> Dict[str, Any]:
+    sync = _rows(db.conn, "SELECT last_sync_time, status FROM sync_tracking WHERE sync_type = 'user_mapping'")
+    last, status = sync[0] if sync else (None, "never")
+    return {"last_attempt": last, "status": status, "last_good": db.state("last_good_mapping_sync"),
+            "next_attempt": db.state("mapping_sync_until"), "held_back": db.state("mapping_held_back"),
+            "resuming_at_page": db.state("mapping_listing_next_page"),
+            "users_mapped": db.one("SELECT COUNT(*) FROM worker_mapping", 0),
+            "ambiguous_ids": db.one("SELECT COUNT(*) FROM ambiguous_ids", 0)}
 
 
 def _rows(conn: sqlite3.Connection, sql: str, params: tuple = ()) -> List[tuple]:
@@ -160,15 +154,7 @@ def _clock_line(status: Dict[str, Any]) -> List[str]:
 
 def format_status(status: Dict[str, Any]) -> str:
     """The human-readable --status page."""
-    lines = []
-    oldest = status["oldest_waiting_seconds"]
-    waiting = f"{status['files_waiting']} in {status['csv_directory']}"
-    if oldest is not None:
-        waiting += f", oldest {_age(oldest)} old"
-    if not status["move_processed_files"] and status["files_waiting"]:
-        waiting += " (MOVE_PROCESSED_FILES=false: confirmed files stay here too)"
-    lines.append(f"Files waiting:       {waiting}")
-    lines.append(f"Files failed:        {status['files_failed']} in {status['failed_directory']}")
+    lines = _file_lines(status)
     if status.get("database_missing"):
         lines.append(f"Database:            {status['database']} does not exist yet: no run has happened")
         return "\n".join(lines)
@@ -181,10 +167,30 @@ def format_status(status: Dict[str, Any]) -> str:
     lines.append(f"Files being retried: {len(retrying)}")
     for item in retrying:
         lines.append(f"  {item['file']}: {item['attempts']} attempt(s); last error: {item['last_error']}")
+    lines += _sync_lines(status) + _clock_line(status)
+    lines.append(f"Last run:            {status['last_run'] or 'never'}")
+    lines.append(f"Last AtHoc update:   {status['last_athoc_update'] or 'never'}")
+    lines.append(f"Last cleanup:        {status['last_cleanup'] or 'never'}")
+    lines.append(f"On duty (our records): {status['on_duty']}")
+    return "\n".join(lines + _people_lines(status))
+
+
+def _file_lines(status: Dict[str, Any]) -> List[str]:
+    oldest = status["oldest_waiting_seconds"]
+    waiting = f"{status['files_waiting']} in {status['csv_directory']}"
+    if oldest is not None:
+        waiting += f", oldest {_age(oldest)} old"
+    if not status["move_processed_files"] and status["files_waiting"]:
+        waiting += " (MOVE_PROCESSED_FILES=false: confirmed files stay here too)"
+    return [f"Files waiting:       {waiting}",
+            f"Files failed:        {status['files_failed']} in {status['failed_directory']}"]
+
+
+def _sync_lines(status: Dict[str, Any]) -> List[str]:
     sync = status["mapping_sync"]
-    lines.append(f"Mapping sync:        last {sync['last_attempt'] or 'never'} ({sync['status']}), "
-                 f"last good {sync['last_good'] or 'never'}, {sync['users_mapped']} users mapped, "
-                 f"{sync['ambiguous_ids']} ambiguous ids")
+    lines = [f"Mapping sync:        last {sync['last_attempt'] or 'never'} ({sync['status']}), "
+             f"last good {sync['last_good'] or 'never'}, {sync['users_mapped']} users mapped, "
+             f"{sync['ambiguous_ids']} ambiguous ids"]
     if sync["held_back"]:
         lines.append(f"  held back: {sync['held_back']}; run --sync-mappings --accept-drop if the listing is right")
     if sync["next_attempt"] and sync["status"] != "success":
@@ -196,24 +202,21 @@ def format_status(status: Dict[str, Any]) -> str:
     if refused["times"]:
         lines.append(f"Credentials:         AtHoc refused them {refused['times']} time(s); runs ask again at "
                      f"{refused['next_try']} or as soon as they change in the settings (a person must act)")
-    lines.extend(_clock_line(status))
-    lines.append(f"Last run:            {status['last_run'] or 'never'}")
-    lines.append(f"Last AtHoc update:   {status['last_athoc_update'] or 'never'}")
-    lines.append(f"Last cleanup:        {status['last_cleanup'] or 'never'}")
-    lines.append(f"On duty (our records): {status['on_duty']}")
+    return lines
+
+
+def _people_lines(status: Dict[str, Any]) -> List[str]:
     pending = status["pending"]
-    if pending["count"]:
-        lines.append(f"Pending events:      {pending['count']} for employee numbers no AtHoc user holds yet, oldest "
-                     f"since {pending['oldest_since']} (sent once a user holds the number)")
-    else:
-        lines.append("Pending events:      none")
+    lines = [f"Pending events:      {pending['count']} for employee numbers no AtHoc user holds yet, oldest since "
+             f"{pending['oldest_since']} (sent once a user holds the number)" if pending["count"]
+             else "Pending events:      none"]
     ahead = status["ahead_of_the_clock"]
     if ahead:
         shown = ", ".join(ahead[:20]) + (f" and {len(ahead) - 20} more" if len(ahead) > 20 else "")
         lines.append(f"Ahead of the clock:  {len(ahead)} person(s) whose last event applied is in the future "
                      f"(a wrong terminal clock or a typo, accepted before bobosync rejected such rows): {shown}. "
                      f"Every later real event of theirs is stale until you run --clear-future")
-    return "\n".join(lines)
+    return lines
 
 
 def print_status(settings: Settings, as_json: bool = False) -> int:

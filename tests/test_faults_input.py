@@ -442,10 +442,10 @@ def _sql_argument_is_static(node: ast.expr, constants: Dict[str, object]) -> boo
 def test_all_sql_is_parameterised():
     """Values reach SQLite only as parameters: no SQL text is built from data, anywhere."""
     found = 0
-    for path in sorted((ROOT / "bobosync").glob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        constants = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
-                     and isinstance(n.value, ast.Constant) for t in n.targets if isinstance(t, ast.Name)}
+    trees = {path: ast.parse(path.read_text(encoding="utf-8")) for path in sorted((ROOT / "bobosync").glob("*.py"))}
+    constants = {t.id: n.value.value for tree in trees.values() for n in tree.body if isinstance(n, ast.Assign)
+                 and isinstance(n.value, ast.Constant) for t in n.targets if isinstance(t, ast.Name)}  # and imported
+    for path, tree in trees.items():
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in SQL_CALLS:
                 found += 1
