@@ -9,7 +9,7 @@ import logging
 import sqlite3
 from datetime import datetime
 from pathlib import Path
-from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from db_schema import SCHEMA, SCHEMA_VERSION, migrate
 from failpoints import crash_point
@@ -269,6 +269,10 @@ class BOBODatabase:
                 "COALESCE((SELECT first_seen FROM pending_events WHERE employee_id = ?), ?), "
                 "(SELECT last_lookup FROM pending_events WHERE employee_id = ?))",
                 (*ev, ev.employee_id, stamp, ev.employee_id))
+
+    def pending_ids(self) -> Set[str]:
+        """The employees with a pending event."""
+        return {e for (e,) in self.conn.execute("SELECT employee_id FROM pending_events")}
 
     def pending_count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM pending_events").fetchone()[0]

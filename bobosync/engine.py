@@ -20,16 +20,16 @@ from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Sequ
 from athoc_link import AtHocLink
 from bobo_db import BOBODatabase
 from cleanup import Cleanup
-from clock_check import ClockCheck
 from config import Settings, load_settings
 from failpoints import crash_point
 from inbox import Inbox
 from mapping_sync import MappingSync
-from pending import PendingEvents
 from results import EXIT_ACTION, EXIT_CONFIG, EXIT_OK, EXIT_RETRY, BatchResult
 from schedule import is_due, stamp
 
 if TYPE_CHECKING:
+    from clock_check import ClockCheck
+    from pending import PendingEvents
     from run_lock import RunLock
     from athoc_client import AtHocClient
     from athoc_types import SyncOutcome
@@ -69,9 +69,25 @@ class BOBOProcessor:
         self.inbox = Inbox(self.settings, self.db)
         self.mappings = MappingSync(self.settings, self.db, self.link)
         self.cleanup = Cleanup(self.settings, self.db, self.link)
-        self.pending = PendingEvents(self.settings, self.db, self.link)
-        self.clock_check = ClockCheck(self.settings, self.db, self.link)
-        self.pending.clock_is_wrong = self.clock_check.skewed
+        self._pending: Optional[PendingEvents] = None
+        self._clock_check: Optional[ClockCheck] = None
+
+    # --- the steps a run with nothing to do never needs (imported on first use) ---
+
+    @property
+    def pending(self) -> "PendingEvents":
+        if self._pending is None:
+            from pending import PendingEvents
+            self._pending = PendingEvents(self.settings, self.db, self.link)
+            self._pending.clock_is_wrong = self.clock_check.skewed
+        return self._pending
+
+    @property
+    def clock_check(self) -> "ClockCheck":
+        if self._clock_check is None:
+            from clock_check import ClockCheck
+            self._clock_check = ClockCheck(self.settings, self.db, self.link)
+        return self._clock_check
 
     # --- AtHoc ---
 
@@ -256,13 +272,15 @@ class BOBOProcessor:
             log.error("No user mappings yet (the mapping sync has not succeeded): %d file(s) wait, so no event is "
                       "reported unmapped by mistake. Run --check and --sync-mappings", len(files))
             self.link.down = self.link.down or "no user mappings"
-        total = self.pending.work(self.clock()) if self.db.mapping_count() and not self.link.down else BatchResult()
+        total = self.pending.work(self.clock()) if self.db.pending_count() and self.db.mapping_count() \
+            and not self.link.down else BatchResult()
         batches, left = self._send_batches(files, started, deadline)
         total.add(batches)
-        total.add(self.pending.look_again(batches.gone_ids, self.clock()))
+        if batches.gone_ids:
+            total.add(self.pending.look_again(batches.gone_ids, self.clock()))
         if sync == "later" and not self.link.down:  # duty updates came first; the sync gets the time left
             sync = self._sync_with(deadline - SYNC_MARGIN_SECONDS)
-            if sync == "done":  # people the new mapping knows get their pending events now
+            if sync == "done" and self.db.pending_count():  # people the new mapping knows get theirs now
                 total.add(self.pending.work(self.clock()))
         if self.cleanup_due() and self._connected() and not self.clock_check.skewed(self.clock()):
             self.clear_old_duty_status(exclude=total.logins_set)
@@ -274,7 +292,7 @@ class BOBOProcessor:
         """The mapping sync: 'done', 'failed' or 'resumes' (the listing goes on in the next run)."""
         now = self.clock()
         synced = self.mappings.sync(now, stop_at)
-        if synced:
+        if synced and self.db.pending_count():
             self.pending.after_sync(now)
         return "resumes" if synced is None else "done" if synced else "failed"
 

@@ -142,15 +142,20 @@ class Inbox:
         st = self._stats.get(path)
         return ProcessedFile(readable_name(path.name), size, st.st_mtime_ns if st else 0, sha256)
 
-    @staticmethod
-    def still_as_read(path: Path, size: int, sha256: str) -> Optional[bool]:
-        """True when the file still holds the bytes read, False when it changed, None when it is gone."""
+    def still_as_read(self, path: Path, size: int, sha256: str, listed: Optional[Path] = None) -> Optional[bool]:
+        """True when the file still holds the bytes read, False when it changed, None when it is gone. A file
+        not written since it was listed (`listed`: its path then; same size and modification time to the
+        nanosecond) holds what was read: a settled file's time moves with any write, so no hash is needed."""
         try:
-            if path.stat().st_size != size:
-                return False
-            return file_sha256(path) == sha256
+            st = path.stat()
         except FileNotFoundError:
             return None
+        if st.st_size != size:
+            return False
+        before = self._stats.get(listed or path)
+        if before is not None and before.st_mtime_ns == st.st_mtime_ns and before.st_size == size:
+            return True
+        return file_sha256(path) == sha256
 
     def move_confirmed(self, path: Path, size: int, sha256: str) -> bool:
         """Move a confirmed file (checked with `unchanged` before its outcome was recorded) to the processed folder.
@@ -163,7 +168,7 @@ class Inbox:
         except OSError as exc:
             self._move_failed(path, folder, "done", exc)
             return False
-        if self.still_as_read(target, size, sha256) is False:
+        if self.still_as_read(target, size, sha256, listed=path) is False:
             log.warning("%s changed while it was moved; it is put back for the next run", path.name)
             self.changed += 1
             self.move(target, self.settings.csv_directory, "changed while it was moved")

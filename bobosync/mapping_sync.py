@@ -8,7 +8,6 @@ A listing the run's time cannot finish is kept and resumed by the next run; a sy
 backs off (5 minutes, doubling to an hour). When a collar number moves to another user, the
 officer's duty value moves with it before the new mapping is used.
 """
-import json
 import logging
 import time
 from datetime import datetime, timedelta
@@ -164,12 +163,14 @@ class MappingSync:
         page = self.db.get_state("mapping_listing_next_page")
         if page is None:
             return {}, 0, None
+        import json
         total = self.db.get_state("mapping_listing_total")
         users = {login: json.loads(attributes) for login, attributes in self.db.listing_rows()}
         log.info("User mapping sync: resuming the listing at page %s (%d users read so far)", page, len(users))
         return users, int(page), int(total) if total else None
 
     def _keep_listing(self, users: Users, page: int, total: Optional[int]) -> None:
+        import json
         self.db.keep_listing(((login, json.dumps(attributes)) for login, attributes in users.items()),
                              {"mapping_listing_next_page": str(page), "mapping_listing_total": str(total or "")})
         log.info("User mapping sync: %d of %s users read; the run's time is up, so the next run goes on from "

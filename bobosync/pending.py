@@ -113,7 +113,7 @@ class PendingEvents:
                 log.warning("AtHoc did not apply the pending event of %s (%s): %s; it stays pending",
                             ev.employee_id, login, outcome.details)
         self.db.commit_batch(BatchRecord(applied, gone, {}, [], [], [], [(r[0], (r[1], r[2], r[7], r[8]))
-                                                                         for r in applied]), now)
+                                                                         for r in applied]), now)  # all pending
         result.updated, result.logins_set = len(applied), [row[5] for row in applied]
         if applied:
             log.info("Applied %d pending event(s) now that AtHoc users hold their numbers: %s", len(applied),
