@@ -92,8 +92,8 @@ def run_demo() -> int:
         print(f"Where every file went:\n{_files_under(root)}\n")
         print("What to notice: 10234 booked off (its book-off is the latest event, so the older book-on in the "
               "second file was stale and not sent); 10235 booked off; 10236 is on duty since 16:05; 55555 is "
-              "nobody in AtHoc: its event is kept as pending (sent if a user gets that collar number), never created; the row with month 13 was rejected and the rest "
-              "of its file went on.")
+              "nobody in AtHoc: its event is kept as pending (sent if a user gets that collar number), never "
+              "created; the row with month 13 was rejected and the rest of its file went on.")
         print("The demo workspace and the simulator are removed now. Next: copy .env_safe to .env, fill it in, "
               "and run --check.")
     return code
