@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import quote, unquote, urlsplit
 
+KEYRING_WORD = "keyring"  # a secret setting with this value is read from the credential store (credential_store.py)
+
 BOBOSYNC_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BOBOSYNC_DIR.parent
 
@@ -284,6 +286,7 @@ class Settings:
 
     env_file: Optional[Path] = None
     warnings: List[str] = []
+    secret_sources: Dict[str, str] = {}  # where each secret set comes from, by setting name (for --check)
 
     if TYPE_CHECKING:  # what the table gives each instance, spelled out for mypy (a test checks they agree)
         athoc_server_url: str
@@ -336,7 +339,9 @@ class Settings:
             value = values.get(name, type(self).__dict__.get(name, _REQUIRED))
             if value is _REQUIRED:
                 raise TypeError(f"Settings needs {name}")
-            setattr(self, name, list(value) if isinstance(value, list) else value)  # lists are never shared
+            if isinstance(value, (list, dict)):
+                value = type(value)(value)  # lists and dicts are never shared
+            setattr(self, name, value)
 
     def _values(self) -> Dict[str, Any]:
         return {name: getattr(self, name) for name in self.__annotations__}
@@ -521,7 +526,8 @@ def _read_environment(env_file: Optional[Path], environ: Mapping[str, str]) -> D
     raw: Dict[str, str] = {}
     if env_file is not None:
         from dotenv import dotenv_values  # only when there is a file: a run's start-up is most of an idle run
-        values = dotenv_values(stream=io.StringIO(_env_file_text(env_file)))
+        # interpolate=False: a value is taken as written (python-dotenv would turn ab${HOME}cd into ab/rootcd)
+        values = dotenv_values(stream=io.StringIO(_env_file_text(env_file)), interpolate=False)
         raw.update({k: v for k, v in values.items() if v is not None})
     raw.update(environ)
     return raw
@@ -553,13 +559,34 @@ def _env_file_warnings(env_file: Optional[Path]) -> List[str]:
     return []
 
 
-def load_settings(env_file: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> Settings:
-    """Read and validate every setting; raise ConfigError naming each bad or missing one."""
+def _env_path(env_file: Optional[str]) -> Optional[Path]:
+    """The .env file to read (find_env_file); ConfigError when --env-file names no file."""
     path = find_env_file(env_file)
     if env_file and (path is None or not path.is_file()):
         raise ConfigError([f"--env-file {env_file}: {'not a file' if Path(env_file).exists() else 'no such file'}"])
+    return path
+
+
+def read_some(names: Tuple[str, ...], env_file: Optional[str] = None,
+              environ: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+    """The values of the settings `names` alone, by name, validated; ConfigError naming the bad ones. For the
+    commands that need a few settings before the others can all be read (--store-secret, --task-xml)."""
+    path = _env_path(env_file)
     reader = _Reader(_read_environment(path, os.environ if environ is None else environ))
+    values = {s.name: reader.read(s) for s in SETTINGS if s.name in names}
+    if reader.problems:
+        raise ConfigError(reader.problems, str(path) if path else "the environment; no .env file found")
+    return values
+
+
+def load_settings(env_file: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> Settings:
+    """Read and validate every setting, secrets written as `keyring` from the credential store; raise
+    ConfigError naming each bad or missing one."""
+    path = _env_path(env_file)
+    environ = os.environ if environ is None else environ
+    reader = _Reader(_read_environment(path, environ))
     settings = Settings(**{s.attr: reader.read(s) for s in SETTINGS}, env_file=path)
+    settings.secret_sources = _secrets_from_store(settings, reader, environ)
     proxy_errors, proxy_warnings = proxy_problems(settings)
     settings.warnings = reader.warnings + proxy_warnings + _env_file_warnings(path)
     reader.problems.extend(proxy_errors)
@@ -567,6 +594,62 @@ def load_settings(env_file: Optional[str] = None, environ: Optional[Mapping[str,
     if reader.problems:
         raise ConfigError(reader.problems, str(path) if path else "the environment; no .env file found")
     return settings
+
+
+def uses_store(s: Setting, value: str) -> bool:
+    """Rule: a secret setting whose value is the word keyring (a proxy URL: whose password is) is read from
+    the credential store."""
+    from_store = url_password(value) if s.kind == PROXY else value
+    return from_store.strip().lower() == KEYRING_WORD
+
+
+def _secrets_from_store(settings: Settings, reader: _Reader, environ: Mapping[str, str]) -> Dict[str, str]:
+    """Put each secret written as `keyring` in `settings`, read from this site's entry of the credential store
+    (a problem when there is none or no store); returns where each secret set comes from, by name."""
+    sources: Dict[str, str] = {}
+    service = ""
+    for s in _SECRET_SETTINGS:
+        value = getattr(settings, s.attr)
+        if not _secret_part(s, value):
+            continue
+        if not uses_store(s, value):
+            given_here = (environ.get(s.name) or (environ.get(s.fallback) if s.fallback else "") or "").strip()
+            sources[s.name] = "the process environment" if given_here else f"plain text in {settings.env_file}"
+            continue
+        if not (settings.org_code and settings.athoc_server_url):
+            continue  # the site is not known: ORG_CODE or ATHOC_SERVER_URL is already a problem
+        from credential_store import StoreError, read_secret, service_name  # keyring only when a secret needs it
+        service = service or service_name(settings.org_code, settings.athoc_server_url)
+        try:
+            stored = read_secret(service, s.name)
+        except StoreError as exc:
+            reader.problems.append(f"{s.name} is to be read from the credential store, but {exc}")
+            continue
+        if stored is None:
+            written = f"{s.name}'s proxy password is keyring" if s.kind == PROXY else f"{s.name}=keyring"
+            reader.problems.append(f"{written}, but the credential store holds no {s.name} for this site "
+                                   f"({service}): run python bobosync/bobo_processor.py --store-secret {s.name} "
+                                   f"as the account that runs bobosync")
+            continue
+        _put_stored(settings, s, stored, reader)
+        sources[s.name] = f"the credential store ({service})"
+    return sources
+
+
+def _put_stored(settings: Settings, s: Setting, stored: str, reader: _Reader) -> None:
+    """`stored` as the value of `s` (a proxy URL: as its password, percent-encoded), checked as the value."""
+    if s.kind != PROXY:
+        setattr(settings, s.attr, stored)
+        return
+    url = getattr(settings, s.attr)
+    scheme, rest = url.split("://", 1) if "://" in url else ("", url)
+    info, _, host = rest.rpartition("@")
+    user = info.split(":", 1)[0]
+    url = f"{scheme + '://' if scheme else ''}{user}:{quote(stored, safe='')}@{host}"
+    try:
+        setattr(settings, s.attr, s.check(s, url, url, reader.warnings) if s.check else url)
+    except ValueError as exc:
+        reader.problems.append(str(exc))
 
 
 FOLDERS = (("CSV_DIRECTORY", "csv_directory"), ("PROCESSED_DIRECTORY", "processed_directory"),
