@@ -549,10 +549,12 @@ def _env_file_text(env_file: Path) -> str:
                            f"(Notepad: File, Save as, Encoding UTF-8)"]) from None
 
 
-def _env_file_warnings(env_file: Optional[Path]) -> List[str]:
-    """A warning when other users may read the .env file (POSIX only)."""
+def _env_file_warnings(env_file: Optional[Path], sources: Mapping[str, str]) -> List[str]:
+    """A warning when other users may read the .env file and it holds a secret (POSIX only)."""
     if env_file is None or os.name != "posix" or not env_file.is_file():
         return []
+    if not any(source.startswith("plain text in") for source in sources.values()):
+        return []  # every secret is in the credential store (or the environment)
     mode = env_file.stat().st_mode
     if mode & (stat.S_IRGRP | stat.S_IROTH):
         return [f"{env_file} is readable by other users and holds the AtHoc password: run chmod 600 {env_file}"]
@@ -588,7 +590,7 @@ def load_settings(env_file: Optional[str] = None, environ: Optional[Mapping[str,
     settings = Settings(**{s.attr: reader.read(s) for s in SETTINGS}, env_file=path)
     settings.secret_sources = _secrets_from_store(settings, reader, environ)
     proxy_errors, proxy_warnings = proxy_problems(settings)
-    settings.warnings = reader.warnings + proxy_warnings + _env_file_warnings(path)
+    settings.warnings = reader.warnings + proxy_warnings + _env_file_warnings(path, settings.secret_sources)
     reader.problems.extend(proxy_errors)
     reader.problems.extend(overlapping_folders(settings))
     if reader.problems:

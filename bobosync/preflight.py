@@ -47,6 +47,18 @@ class Preflight:
 
     # --- local ---
 
+    def secrets(self) -> None:
+        """Where each secret comes from, the credential store or plain text, never its value."""
+        for name, source in self.settings.secret_sources.items():
+            if source.startswith("the credential store"):
+                self.add("PASS", name, f"read from {source}")
+                continue
+            what = "the proxy's password" if name.endswith("_PROXY") else name
+            fix = ("write it as keyring in the URL (http://user:keyring@proxy:8080)" if name.endswith("_PROXY")
+                   else f"then set {name}=keyring")
+            self.add("WARN", name, f"{what} is in {source}: keep it in the credential store instead: "
+                     f"python bobosync/bobo_processor.py --store-secret {name}, {fix}")
+
     def folders(self) -> None:
         s = self.settings
         if s.csv_directory.is_dir() and os.access(s.csv_directory, os.R_OK | os.X_OK):
@@ -267,6 +279,7 @@ def run_checks(env_file: Optional[str] = None) -> int:
     checks.add("PASS", "settings", f"read from {settings.env_file or 'the environment'}")
     for warning in settings.warnings:
         checks.add("WARN", "settings", warning)
+    checks.secrets()
     checks.folders()
     checks.database()
     checks.network()
