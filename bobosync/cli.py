@@ -129,6 +129,9 @@ def _run_mode(args: Any, settings: Settings) -> int:
         if args.clear_future:
             return run_locked(settings, BOBOProcessor.clear_future_states, wait)
         return run_locked(settings, BOBOProcessor.run)
+    except ConfigError as exc:  # a secret in the credential store, read when first needed
+        log.error("%s", exc)
+        return EXIT_CONFIG
     except DatabaseError as exc:
         log.error("%s", exc)
         return EXIT_RETRY if exc.transient else EXIT_CONFIG

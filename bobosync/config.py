@@ -287,6 +287,7 @@ class Settings:
     env_file: Optional[Path] = None
     warnings: List[str] = []
     secret_sources: Dict[str, str] = {}  # where each secret set comes from, by setting name (for --check)
+    stored: Dict[str, str] = {}  # the secrets still to be read from the credential store: setting name -> service
 
     if TYPE_CHECKING:  # what the table gives each instance, spelled out for mypy (a test checks they agree)
         athoc_server_url: str
@@ -369,8 +370,22 @@ class Settings:
         for attr in _URL_ATTRS:
             url = getattr(self, attr)
             parts += [url_password(url)] + ([user_info(url)] if attr == "athoc_server_url" else [])
-        forms = {form for part in parts if part for form in _secret_forms(part)}
+        # a secret still to be read from the store is the word keyring, no secret
+        forms = {form for part in parts if part and part.lower() != KEYRING_WORD for form in _secret_forms(part)}
         return sorted(forms, key=len, reverse=True)
+
+    def read_stored_secrets(self) -> None:
+        """Read the secrets written as keyring from the credential store, once, when a secret is first needed (a
+        run with nothing to do never imports keyring); ConfigError naming each one missing (exit 2)."""
+        if not self.stored:
+            return
+        problems: List[str] = []
+        for s in _SECRET_SETTINGS:
+            if s.name in self.stored:
+                _read_stored(self, s, self.stored[s.name], problems)
+        self.stored = {}
+        if problems:
+            raise ConfigError(problems, str(self.env_file) if self.env_file else "the environment")
 
     @property
     def mapping_fields(self) -> List[str]:
@@ -582,13 +597,13 @@ def read_some(names: Tuple[str, ...], env_file: Optional[str] = None,
 
 
 def load_settings(env_file: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> Settings:
-    """Read and validate every setting, secrets written as `keyring` from the credential store; raise
-    ConfigError naming each bad or missing one."""
+    """Read and validate every setting; raise ConfigError naming each bad or missing one. Secrets written as
+    keyring are read from the credential store when first needed: Settings.read_stored_secrets."""
     path = _env_path(env_file)
     environ = os.environ if environ is None else environ
     reader = _Reader(_read_environment(path, environ))
     settings = Settings(**{s.attr: reader.read(s) for s in SETTINGS}, env_file=path)
-    settings.secret_sources = _secrets_from_store(settings, reader, environ)
+    settings.secret_sources = _secret_sources(settings, environ)
     proxy_errors, proxy_warnings = proxy_problems(settings)
     settings.warnings = reader.warnings + proxy_warnings + _env_file_warnings(path, settings.secret_sources)
     reader.problems.extend(proxy_errors)
@@ -605,53 +620,50 @@ def uses_store(s: Setting, value: str) -> bool:
     return from_store.strip().lower() == KEYRING_WORD
 
 
-def _secrets_from_store(settings: Settings, reader: _Reader, environ: Mapping[str, str]) -> Dict[str, str]:
-    """Put each secret written as `keyring` in `settings`, read from this site's entry of the credential store
-    (a problem when there is none or no store); returns where each secret set comes from, by name."""
+def _secret_sources(settings: Settings, environ: Mapping[str, str]) -> Dict[str, str]:
+    """Where each secret set comes from, by name; the ones written as keyring are noted in settings.stored (the
+    credential store's service: bobosync:<ORG_CODE>@<host[:port]>) and read when first needed."""
     sources: Dict[str, str] = {}
-    service = ""
     for s in _SECRET_SETTINGS:
         value = getattr(settings, s.attr)
         if not _secret_part(s, value):
             continue
-        if not uses_store(s, value):
-            given_here = (environ.get(s.name) or (environ.get(s.fallback) if s.fallback else "") or "").strip()
-            sources[s.name] = "the process environment" if given_here else f"plain text in {settings.env_file}"
+        if uses_store(s, value):
+            if settings.org_code and settings.athoc_server_url:  # else the site is unknown, already a problem
+                from credential_store import service_name  # does not import keyring
+                service = service_name(settings.org_code, settings.athoc_server_url)
+                settings.stored = {**settings.stored, s.name: service}
+                sources[s.name] = f"the credential store ({service})"
             continue
-        if not (settings.org_code and settings.athoc_server_url):
-            continue  # the site is not known: ORG_CODE or ATHOC_SERVER_URL is already a problem
-        from credential_store import StoreError, read_secret, service_name  # keyring only when a secret needs it
-        service = service or service_name(settings.org_code, settings.athoc_server_url)
-        try:
-            stored = read_secret(service, s.name)
-        except StoreError as exc:
-            reader.problems.append(f"{s.name} is to be read from the credential store, but {exc}")
-            continue
-        if stored is None:
-            written = f"{s.name}'s proxy password is keyring" if s.kind == PROXY else f"{s.name}=keyring"
-            reader.problems.append(f"{written}, but the credential store holds no {s.name} for this site "
-                                   f"({service}): run python bobosync/bobo_processor.py --store-secret {s.name} "
-                                   f"as the account that runs bobosync")
-            continue
-        _put_stored(settings, s, stored, reader)
-        sources[s.name] = f"the credential store ({service})"
+        given_here = (environ.get(s.name) or (environ.get(s.fallback) if s.fallback else "") or "").strip()
+        sources[s.name] = "the process environment" if given_here else f"plain text in {settings.env_file}"
     return sources
 
 
-def _put_stored(settings: Settings, s: Setting, stored: str, reader: _Reader) -> None:
-    """`stored` as the value of `s` (a proxy URL: as its password, percent-encoded), checked as the value."""
+def _read_stored(settings: Settings, s: Setting, service: str, problems: List[str]) -> None:
+    """Put the credential store's value of `s` in `settings` (a problem when there is none or no store)."""
+    from credential_store import StoreError, read_secret  # keyring only when a secret is needed
+    try:
+        stored = read_secret(service, s.name)
+    except StoreError as exc:
+        problems.append(f"{s.name} is to be read from the credential store, but {exc}")
+        return
+    if stored is None:
+        written = f"{s.name}'s proxy password is keyring" if s.kind == PROXY else f"{s.name}=keyring"
+        problems.append(f"{written}, but the credential store holds no {s.name} for this site ({service}): run "
+                        f"python bobosync/bobo_processor.py --store-secret {s.name} as the account that runs bobosync")
+        return
     if s.kind != PROXY:
         setattr(settings, s.attr, stored)
         return
     url = getattr(settings, s.attr)
     scheme, rest = url.split("://", 1) if "://" in url else ("", url)
     info, _, host = rest.rpartition("@")
-    user = info.split(":", 1)[0]
-    url = f"{scheme + '://' if scheme else ''}{user}:{quote(stored, safe='')}@{host}"
-    try:
-        setattr(settings, s.attr, s.check(s, url, url, reader.warnings) if s.check else url)
+    url = f"{scheme + '://' if scheme else ''}{info.split(':', 1)[0]}:{quote(stored, safe='')}@{host}"
+    try:  # the stored password as its URL's, percent-encoded, checked as a URL written in .env is
+        setattr(settings, s.attr, s.check(s, url, url, []) if s.check else url)
     except ValueError as exc:
-        reader.problems.append(str(exc))
+        problems.append(str(exc))
 
 
 FOLDERS = (("CSV_DIRECTORY", "csv_directory"), ("PROCESSED_DIRECTORY", "processed_directory"),

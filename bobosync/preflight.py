@@ -48,10 +48,11 @@ class Preflight:
     # --- local ---
 
     def secrets(self) -> None:
-        """Where each secret comes from, the credential store or plain text, never its value."""
+        """Where each secret comes from, never its value: PASS for the credential store or the process environment,
+        WARN (recommending the store) for plain text in a file."""
         for name, source in self.settings.secret_sources.items():
-            if source.startswith("the credential store"):
-                self.add("PASS", name, f"read from {source}")
+            if not source.startswith("plain text in"):  # the credential store, or the process environment
+                self.add("PASS", name, f"read from {source}" + ("" if "store" in source else " (in no file)"))
                 continue
             what = "the proxy's password" if name.endswith("_PROXY") else name
             fix = ("write it as keyring in the URL (http://user:keyring@proxy:8080)" if name.endswith("_PROXY")
@@ -270,6 +271,7 @@ def run_checks(env_file: Optional[str] = None) -> int:
     print("bobosync preflight: each line is PASS, WARN or FAIL, with what to do")
     try:
         settings = load_settings(env_file)
+        settings.read_stored_secrets()  # now, so that a secret missing from the store is a FAIL line here
     except ConfigError as exc:
         for problem in exc.problems:
             print(Check("FAIL", "settings", problem).line())

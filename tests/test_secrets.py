@@ -105,6 +105,7 @@ def test_no_credential_store_backend_is_exit_2_with_the_fix(sim, tmp_path, store
     """Rule: no keyring backend is a configuration error (exit 2) saying what to install, for a run, --check and
     --store-secret."""
     site = Site(sim, tmp_path / "site", CLIENT_SECRET="keyring", **store_env(tmp_path, NO_BACKEND))
+    site.write("a.csv", [on("10001", "20240601070000")])
     for argv in ((), ("--check",)):
         output = site.run_scheduled(*argv, expect=(2,))
         assert "CLIENT_SECRET" in output and "no credential store" in output, output
@@ -115,15 +116,20 @@ def test_no_credential_store_backend_is_exit_2_with_the_fix(sim, tmp_path, store
 def test_check_says_where_each_secret_comes_from_never_its_value(sim, tmp_path, store):
     """Rule: --check names the source of each secret (the store: PASS; plain text: WARN recommending the store),
     never a value; plain-text secrets still work."""
-    site = Site(sim, tmp_path / "site", CLIENT_SECRET="keyring",
-                HTTPS_PROXY="http://me:plain-proxy-pw@127.0.0.1:9")
-    store_secret(site, "CLIENT_SECRET", sim.client_secret)
-    output = site.run_scheduled("--check", expect=(0, 1))
+    site = Site(sim, tmp_path / "site", CLIENT_SECRET="keyring")
+    env_file = tmp_path / "site" / ".env"
+    env_file.write_text("HTTPS_PROXY=http://me:plain-proxy-pw@127.0.0.1:9\n", encoding="utf-8")
+    site.env.pop("PASSWORD")
+    env_file.write_text(env_file.read_text() + f"PASSWORD={sim.password}\n", encoding="utf-8")
+    env_file.chmod(0o600)
+    store_secret(site, "CLIENT_SECRET", sim.client_secret, "--env-file", str(env_file))
+    output = site.run_scheduled("--check", "--env-file", str(env_file), expect=(0, 1))
     assert re.search(r"^PASS\s+CLIENT_SECRET\s+read from the credential store \(bobosync:DEMO@127\.0\.0\.1:\d+\)",
                      output, flags=re.M), output
-    assert re.search(r"^WARN\s+PASSWORD\s+PASSWORD is in the process environment: keep it in the credential "
-                     r"store instead: .*--store-secret PASSWORD", output, flags=re.M), output
-    assert re.search(r"^WARN\s+HTTPS_PROXY\s+the proxy's password is in", output, flags=re.M), output
+    assert re.search(r"^WARN\s+PASSWORD\s+PASSWORD is in plain text in .*\.env: keep it in the credential "
+                     r"store instead: .*--store-secret PASSWORD, then set PASSWORD=keyring", output, flags=re.M), output
+    assert re.search(r"^WARN\s+HTTPS_PROXY\s+the proxy's password is in plain text", output, flags=re.M), output
+    assert re.search(r"^PASS\s+CLIENT_ID|^PASS\s+settings", output, flags=re.M)
     for secret in (sim.client_secret, sim.password, "plain-proxy-pw"):
         assert secret not in output
     assert "PASS  token" in output  # the stored client secret and the plain password both work
@@ -148,6 +154,8 @@ def test_sites_on_one_server_keep_their_own_secrets(tmp_path, store):
         env = {"ATHOC_SERVER_URL": url, "ORG_CODE": org, "CLIENT_ID": "c", "APIUSER": "u",
                "CLIENT_SECRET": "cs", "PASSWORD": "keyring"}
         settings = load_settings(environ=env)
+        assert settings.password == "keyring" and secret not in settings.secrets  # read when first needed
+        settings.read_stored_secrets()
         assert settings.password == secret
         assert secret in settings.secrets  # so the log filter hides it
         assert keyring.get_password(service_name(org, url), "PASSWORD") == secret
@@ -175,7 +183,9 @@ def test_store_secret_delete_removes_it_and_the_next_run_says_so(sim, tmp_path, 
     site.run_scheduled()
     assert "PASSWORD removed from the credential store" in store_secret(site, "PASSWORD", "", "--delete")
     assert "PASSWORD was not in the credential store" in store_secret(site, "PASSWORD", "", "--delete")
+    site.write("a.csv", [on("10001", "20240601070000")])
     assert "--store-secret PASSWORD" in site.run_scheduled(expect=(2,))
+    assert site.csv_left() == {"a.csv"} and not site.sync_requests()
 
 
 @pytest.mark.parametrize("argv, value, named", [
@@ -205,27 +215,34 @@ def test_proxy_password_written_as_keyring_comes_from_the_store_percent_encoded(
             mp.setenv(name, value)
         assert store_command("HTTPS_PROXY", stdin=_Lines("p@ss/w rd#1")) == 0
     settings = load_settings(environ=env)
+    settings.read_stored_secrets()
     assert settings.https_proxy == "http://proxyuser:p%40ss%2Fw%20rd%231@proxy.example:8080"
     assert "p@ss/w rd#1" in settings.secrets and "p%40ss%2Fw%20rd%231" in settings.secrets
     assert "p@ss" not in repr(settings) and "p%40ss" not in repr(settings)
     assert settings.secret_sources["HTTPS_PROXY"].startswith("the credential store")
 
 
-def test_a_run_with_no_secret_in_the_store_does_not_import_keyring(sim, tmp_path, store):
-    """Rule: keyring is imported only when a secret is written as keyring: an idle run with plain secrets does
-    not pay for it (and one with a stored secret does import it)."""
+def test_a_run_with_nothing_to_do_does_not_import_keyring(sim, tmp_path, store):
+    """Rule: keyring is imported only when a secret is needed: a run with nothing to do does not pay for it,
+    whether the secrets are plain or in the store; a run that talks to AtHoc reads them."""
     site = Site(sim, tmp_path / "site", SYNC_MAPPINGS="false", AUTO_CLEANUP_HOURS="0")
     imported = _imports(site)
     assert "keyring" not in imported and "credential_store" not in imported
     store_secret(site, "PASSWORD", sim.password)
-    site.configure(PASSWORD="keyring")
-    assert "keyring" in _imports(site)
+    store_secret(site, "CLIENT_SECRET", sim.client_secret)
+    site.configure(PASSWORD="keyring", CLIENT_SECRET="keyring")
+    assert "keyring" not in _imports(site)
+    ev = on("10001", "20240601070000")
+    site.write("a.csv", [ev])
+    site.configure(SYNC_MAPPINGS="true")
+    assert "keyring" in _imports(site, "1 updated")
+    assert site.held(site.logins[0]) == ev.value
 
 
-def _imports(site: Site) -> set:
+def _imports(site: Site, said: str = "Nothing to do") -> set:
     result = subprocess.run([sys.executable, "-X", "importtime", ENTRY], cwd=str(ROOT), env=site.full_env(),
                             capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and "Nothing to do" in result.stdout, result.stdout + result.stderr[-2000:]
+    assert result.returncode == 0 and said in result.stdout, result.stdout + result.stderr[-2000:]
     return set(re.findall(r"\|\s*([\w.]+)$", result.stderr, flags=re.M))
 
 
@@ -259,3 +276,26 @@ def _read_until(fd: int, *marks: bytes) -> bytes:
             break
         data += chunk
     return data
+
+
+def test_a_secret_read_from_the_store_later_is_hidden_by_the_log_filter(tmp_path, store):
+    """Rule: a secret read from the store joins Settings.secrets, and the log filter set up before it was read
+    hides it from then on (the run's log filter is made at start-up; the store is read when AtHoc is needed)."""
+    import logging
+
+    from config import load_settings
+    from log_setup import SecretFilter
+    from secret_command import store_command
+    env = {"ATHOC_SERVER_URL": "https://athoc.example", "ORG_CODE": "ORG", "CLIENT_ID": "c", "APIUSER": "u",
+           "CLIENT_SECRET": "keyring", "PASSWORD": "pw-plain"}
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in env.items():
+            mp.setenv(name, value)
+        assert store_command("CLIENT_SECRET", stdin=_Lines("st0red-cl1ent")) == 0
+    settings = load_settings(environ=env)
+    log_filter = SecretFilter(settings.secrets, settings)
+    settings.read_stored_secrets()
+    record = logging.LogRecord("x", logging.DEBUG, __file__, 1, "form client_secret=%s password=%s",
+                               ("st0red-cl1ent", "pw-plain"), None)
+    log_filter.filter(record)
+    assert record.getMessage() == "form client_secret=*** password=***"
