@@ -7,11 +7,11 @@ or a pipe from a vault tool). Only the setting's name and the store's service na
 import sys
 from typing import Optional, TextIO
 
-from config import SETTINGS, ConfigError, read_some
+from config import PROXY, SETTINGS, ConfigError, read_some
 from results import EXIT_CONFIG, EXIT_OK
 
 SECRET_NAMES = tuple(s.name for s in SETTINGS if s.secret)
-_PROXY_NAMES = tuple(s.name for s in SETTINGS if s.secret and s.kind == "proxy URL")
+_PROXY_NAMES = tuple(s.name for s in SETTINGS if s.secret and s.kind == PROXY)
 
 
 def _fail(message: str) -> int:
