@@ -613,6 +613,15 @@ def load_settings(env_file: Optional[str] = None, environ: Optional[Mapping[str,
     return settings
 
 
+def service_name(org_code: str, server_url: str) -> str:
+    """The credential store's service of one bobosync site: bobosync:<ORG_CODE>@<host[:port]> (the user name is
+    the setting's name), so sites on one server keep their own secrets."""
+    parts = urlsplit(server_url)
+    host = (parts.hostname or "").lower()
+    port = f":{parts.port}" if parts.port else ""
+    return f"bobosync:{org_code}@{host}{port}"
+
+
 def uses_store(s: Setting, value: str) -> bool:
     """Rule: a secret setting whose value is the word keyring (a proxy URL: whose password is) is read from
     the credential store."""
@@ -630,7 +639,6 @@ def _secret_sources(settings: Settings, environ: Mapping[str, str]) -> Dict[str,
             continue
         if uses_store(s, value):
             if settings.org_code and settings.athoc_server_url:  # else the site is unknown, already a problem
-                from credential_store import service_name  # does not import keyring
                 service = service_name(settings.org_code, settings.athoc_server_url)
                 settings.stored = {**settings.stored, s.name: service}
                 sources[s.name] = f"the credential store ({service})"

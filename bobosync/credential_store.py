@@ -11,7 +11,8 @@ keyring is imported only here, and this module only when a secret is actually ne
 nothing in the store to read does not pay for it.
 """
 from typing import Any, Optional
-from urllib.parse import urlsplit
+
+from config import service_name  # noqa: F401 - the site's service name, here with the rest of the store
 
 NO_BACKEND_FIX = ("install a credential store backend (Windows: Credential Manager, built in; Linux: a Secret "
                   "Service such as gnome-keyring), or keep the secret in .env")
@@ -20,14 +21,6 @@ NO_BACKEND_FIX = ("install a credential store backend (Windows: Credential Manag
 class StoreError(Exception):
     """The credential store cannot be used (keyring missing, no backend, the backend failed); the message says
     what to do and never holds a secret."""
-
-
-def service_name(org_code: str, server_url: str) -> str:
-    """The keyring service of one bobosync site: bobosync:<ORG_CODE>@<host[:port]>."""
-    parts = urlsplit(server_url)
-    host = (parts.hostname or "").lower()
-    port = f":{parts.port}" if parts.port else ""
-    return f"bobosync:{org_code}@{host}{port}"
 
 
 def _keyring() -> Any:
