@@ -121,6 +121,7 @@ class AtHocHTTP:
 
     def __init__(self, settings: Settings, deadline: Optional[float] = None):
         self.settings = settings
+        settings.read_stored_secrets()  # the credentials are needed now (ConfigError when the store has none)
         # a time.monotonic() value by which every call ends (None: no deadline); see _send
         self.deadline = deadline
         self._clock_offsets: List[float] = []  # AtHoc's Date minus this computer's clock, per reply

@@ -30,6 +30,7 @@ def credentials_fingerprint(settings: Settings, db: BOBODatabase) -> str:
     """A salted, slow hash of the credential settings: tells that they changed, without keeping them."""
     import hashlib
     import os
+    settings.read_stored_secrets()  # the credentials themselves, not the word keyring
     salt = db.get_state("credentials_salt")
     if salt is None:
         salt = os.urandom(16).hex()

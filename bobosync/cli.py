@@ -1,7 +1,7 @@
 """The command line of bobo_processor.py: options, the mode each selects, and the exit code.
 
 With no option it is one scheduled run. Every failure becomes one clear line and an exit
-code (0 done or nothing to do, 1 something left for the next run, 2 configuration error);
+code (0 done or nothing to do, 1 something left for the next run, 2 configuration error, 3 a person must act);
 the log file keeps a traceback only for an unexpected error.
 """
 import logging
@@ -45,6 +45,17 @@ def build_parser() -> "argparse.ArgumentParser":
                            "older bobosync accepted) and clear their duty field in AtHoc; --status lists them")
     mode.add_argument("--demo", action="store_true",
                       help="rehearse one run against a built-in AtHoc simulator; needs no AtHoc and no .env")
+    mode.add_argument("--store-secret", metavar="NAME",
+                      help="store the secret setting NAME (CLIENT_SECRET, PASSWORD, HTTP_PROXY or HTTPS_PROXY: the "
+                           "proxy's password) in the credential store for this site; typed without echo, or one line "
+                           "of standard input; then set NAME=keyring in .env")
+    mode.add_argument("--task-xml", action="store_true",
+                      help="print the Windows Task Scheduler definition of the every-minute task for this checkout "
+                           "(schtasks /Create /TN bobosync /XML FILE /RU ACCOUNT /RP *)")
+    parser.add_argument("--delete", action="store_true", help="with --store-secret: remove NAME from the store")
+    parser.add_argument("--user", metavar="ACCOUNT", help="with --task-xml: the account the task runs as")
+    parser.add_argument("--out", metavar="FILE", help="with --task-xml: write the XML to FILE in UTF-16, as "
+                                                      "schtasks /XML reads it")
     parser.add_argument("--json", action="store_true", help="with --status: print JSON")
     parser.add_argument("--accept-drop", action="store_true",
                         help="with --sync-mappings: apply a listing that drops more than MAPPING_DROP_LIMIT_PERCENT "
@@ -55,7 +66,8 @@ def build_parser() -> "argparse.ArgumentParser":
 
 # What build_parser() makes of no option at all: the scheduled run, which need not import argparse.
 SCHEDULED_RUN = dict(dry_run=False, sync_mappings=False, check=False, status=False, clear_future=False, demo=False,
-                     json=False, accept_drop=False, env_file=None)
+                     store_secret=None, task_xml=False, delete=False, user=None, out=None, json=False,
+                     accept_drop=False, env_file=None)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> Any:
@@ -69,6 +81,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> Any:
         parser.error("--json goes with --status")
     if args.accept_drop and not args.sync_mappings:
         parser.error("--accept-drop goes with --sync-mappings")
+    if args.delete and args.store_secret is None:
+        parser.error("--delete goes with --store-secret NAME")
+    if (args.user is not None or args.out is not None) and not args.task_xml:
+        parser.error("--user and --out go with --task-xml")
     return args
 
 
@@ -81,6 +97,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.check:
         from preflight import run_checks
         return run_checks(args.env_file)
+    if args.store_secret is not None:
+        from secret_command import store_command
+        return store_command(args.store_secret, delete=args.delete, env_file=args.env_file)
+    if args.task_xml:
+        from task_xml import task_xml_command
+        return task_xml_command(user=args.user, out=args.out, env_file=args.env_file)
     try:
         settings = load_settings(args.env_file)
     except ConfigError as exc:
@@ -107,6 +129,9 @@ def _run_mode(args: Any, settings: Settings) -> int:
         if args.clear_future:
             return run_locked(settings, BOBOProcessor.clear_future_states, wait)
         return run_locked(settings, BOBOProcessor.run)
+    except ConfigError as exc:  # a secret in the credential store, read when first needed
+        log.error("%s", exc)
+        return EXIT_CONFIG
     except DatabaseError as exc:
         log.error("%s", exc)
         return EXIT_RETRY if exc.transient else EXIT_CONFIG

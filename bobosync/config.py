@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import quote, unquote, urlsplit
 
+KEYRING_WORD = "keyring"  # a secret setting with this value is read from the credential store (credential_store.py)
+
 BOBOSYNC_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = BOBOSYNC_DIR.parent
 
@@ -284,6 +286,8 @@ class Settings:
 
     env_file: Optional[Path] = None
     warnings: List[str] = []
+    secret_sources: Dict[str, str] = {}  # where each secret set comes from, by setting name (for --check)
+    stored: Dict[str, str] = {}  # the secrets still to be read from the credential store: setting name -> service
 
     if TYPE_CHECKING:  # what the table gives each instance, spelled out for mypy (a test checks they agree)
         athoc_server_url: str
@@ -336,7 +340,9 @@ class Settings:
             value = values.get(name, type(self).__dict__.get(name, _REQUIRED))
             if value is _REQUIRED:
                 raise TypeError(f"Settings needs {name}")
-            setattr(self, name, list(value) if isinstance(value, list) else value)  # lists are never shared
+            if isinstance(value, (list, dict)):
+                value = type(value)(value)  # lists and dicts are never shared
+            setattr(self, name, value)
 
     def _values(self) -> Dict[str, Any]:
         return {name: getattr(self, name) for name in self.__annotations__}
@@ -364,8 +370,22 @@ class Settings:
         for attr in _URL_ATTRS:
             url = getattr(self, attr)
             parts += [url_password(url)] + ([user_info(url)] if attr == "athoc_server_url" else [])
-        forms = {form for part in parts if part for form in _secret_forms(part)}
+        # a secret still to be read from the store is the word keyring, no secret
+        forms = {form for part in parts if part and part.lower() != KEYRING_WORD for form in _secret_forms(part)}
         return sorted(forms, key=len, reverse=True)
+
+    def read_stored_secrets(self) -> None:
+        """Read the secrets written as keyring from the credential store, once, when a secret is first needed (a
+        run with nothing to do never imports keyring); ConfigError naming each one missing (exit 2)."""
+        if not self.stored:
+            return
+        problems: List[str] = []
+        for s in _SECRET_SETTINGS:
+            if s.name in self.stored:
+                _read_stored(self, s, self.stored[s.name], problems)
+        self.stored = {}
+        if problems:
+            raise ConfigError(problems, str(self.env_file) if self.env_file else "the environment")
 
     @property
     def mapping_fields(self) -> List[str]:
@@ -521,7 +541,8 @@ def _read_environment(env_file: Optional[Path], environ: Mapping[str, str]) -> D
     raw: Dict[str, str] = {}
     if env_file is not None:
         from dotenv import dotenv_values  # only when there is a file: a run's start-up is most of an idle run
-        values = dotenv_values(stream=io.StringIO(_env_file_text(env_file)))
+        # interpolate=False: a value is taken as written (python-dotenv would turn ab${HOME}cd into ab/rootcd)
+        values = dotenv_values(stream=io.StringIO(_env_file_text(env_file)), interpolate=False)
         raw.update({k: v for k, v in values.items() if v is not None})
     raw.update(environ)
     return raw
@@ -543,30 +564,114 @@ def _env_file_text(env_file: Path) -> str:
                            f"(Notepad: File, Save as, Encoding UTF-8)"]) from None
 
 
-def _env_file_warnings(env_file: Optional[Path]) -> List[str]:
-    """A warning when other users may read the .env file (POSIX only)."""
+def _env_file_warnings(env_file: Optional[Path], sources: Mapping[str, str]) -> List[str]:
+    """A warning when other users may read the .env file and it holds a secret (POSIX only)."""
     if env_file is None or os.name != "posix" or not env_file.is_file():
         return []
+    if not any(source.startswith("plain text in") for source in sources.values()):
+        return []  # every secret is in the credential store (or the environment)
     mode = env_file.stat().st_mode
     if mode & (stat.S_IRGRP | stat.S_IROTH):
         return [f"{env_file} is readable by other users and holds the AtHoc password: run chmod 600 {env_file}"]
     return []
 
 
-def load_settings(env_file: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> Settings:
-    """Read and validate every setting; raise ConfigError naming each bad or missing one."""
+def _env_path(env_file: Optional[str]) -> Optional[Path]:
+    """The .env file to read (find_env_file); ConfigError when --env-file names no file."""
     path = find_env_file(env_file)
     if env_file and (path is None or not path.is_file()):
         raise ConfigError([f"--env-file {env_file}: {'not a file' if Path(env_file).exists() else 'no such file'}"])
+    return path
+
+
+def read_some(names: Tuple[str, ...], env_file: Optional[str] = None,
+              environ: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+    """The values of the settings `names` alone, by name, validated; ConfigError naming the bad ones. For the
+    commands that need a few settings before the others can all be read (--store-secret, --task-xml)."""
+    path = _env_path(env_file)
     reader = _Reader(_read_environment(path, os.environ if environ is None else environ))
+    values = {s.name: reader.read(s) for s in SETTINGS if s.name in names}
+    if reader.problems:
+        raise ConfigError(reader.problems, str(path) if path else "the environment; no .env file found")
+    return values
+
+
+def load_settings(env_file: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> Settings:
+    """Read and validate every setting; raise ConfigError naming each bad or missing one. Secrets written as
+    keyring are read from the credential store when first needed: Settings.read_stored_secrets."""
+    path = _env_path(env_file)
+    environ = os.environ if environ is None else environ
+    reader = _Reader(_read_environment(path, environ))
     settings = Settings(**{s.attr: reader.read(s) for s in SETTINGS}, env_file=path)
+    settings.secret_sources = _secret_sources(settings, environ)
     proxy_errors, proxy_warnings = proxy_problems(settings)
-    settings.warnings = reader.warnings + proxy_warnings + _env_file_warnings(path)
+    settings.warnings = reader.warnings + proxy_warnings + _env_file_warnings(path, settings.secret_sources)
     reader.problems.extend(proxy_errors)
     reader.problems.extend(overlapping_folders(settings))
     if reader.problems:
         raise ConfigError(reader.problems, str(path) if path else "the environment; no .env file found")
     return settings
+
+
+def service_name(org_code: str, server_url: str) -> str:
+    """The credential store's service of one bobosync site: bobosync:<ORG_CODE>@<host[:port]> (the user name is
+    the setting's name), so sites on one server keep their own secrets."""
+    parts = urlsplit(server_url)
+    host = (parts.hostname or "").lower()
+    port = f":{parts.port}" if parts.port else ""
+    return f"bobosync:{org_code}@{host}{port}"
+
+
+def uses_store(s: Setting, value: str) -> bool:
+    """Rule: a secret setting whose value is the word keyring (a proxy URL: whose password is) is read from
+    the credential store."""
+    from_store = url_password(value) if s.kind == PROXY else value
+    return from_store.strip().lower() == KEYRING_WORD
+
+
+def _secret_sources(settings: Settings, environ: Mapping[str, str]) -> Dict[str, str]:
+    """Where each secret set comes from, by name; the ones written as keyring are noted in settings.stored (the
+    credential store's service: bobosync:<ORG_CODE>@<host[:port]>) and read when first needed."""
+    sources: Dict[str, str] = {}
+    for s in _SECRET_SETTINGS:
+        value = getattr(settings, s.attr)
+        if not _secret_part(s, value):
+            continue
+        if uses_store(s, value):
+            if settings.org_code and settings.athoc_server_url:  # else the site is unknown, already a problem
+                service = service_name(settings.org_code, settings.athoc_server_url)
+                settings.stored = {**settings.stored, s.name: service}
+                sources[s.name] = f"the credential store ({service})"
+            continue
+        given_here = (environ.get(s.name) or (environ.get(s.fallback) if s.fallback else "") or "").strip()
+        sources[s.name] = "the process environment" if given_here else f"plain text in {settings.env_file}"
+    return sources
+
+
+def _read_stored(settings: Settings, s: Setting, service: str, problems: List[str]) -> None:
+    """Put the credential store's value of `s` in `settings` (a problem when there is none or no store)."""
+    from credential_store import StoreError, read_secret  # keyring only when a secret is needed
+    try:
+        stored = read_secret(service, s.name)
+    except StoreError as exc:
+        problems.append(f"{s.name} is to be read from the credential store, but {exc}")
+        return
+    if stored is None:
+        written = f"{s.name}'s proxy password is keyring" if s.kind == PROXY else f"{s.name}=keyring"
+        problems.append(f"{written}, but the credential store holds no {s.name} for this site ({service}): run "
+                        f"python bobosync/bobo_processor.py --store-secret {s.name} as the account that runs bobosync")
+        return
+    if s.kind != PROXY:
+        setattr(settings, s.attr, stored)
+        return
+    url = getattr(settings, s.attr)
+    scheme, rest = url.split("://", 1) if "://" in url else ("", url)
+    info, _, host = rest.rpartition("@")
+    url = f"{scheme + '://' if scheme else ''}{info.split(':', 1)[0]}:{quote(stored, safe='')}@{host}"
+    try:  # the stored password as its URL's, percent-encoded, checked as a URL written in .env is
+        setattr(settings, s.attr, s.check(s, url, url, []) if s.check else url)
+    except ValueError as exc:
+        problems.append(str(exc))
 
 
 FOLDERS = (("CSV_DIRECTORY", "csv_directory"), ("PROCESSED_DIRECTORY", "processed_directory"),

@@ -82,11 +82,15 @@ class SecretFilter(logging.Filter):
     """Replaces the password, client secret and any bearer token in a record with ***, and makes the
     message writable (see _printable)."""
 
-    def __init__(self, secrets: Sequence[str]):
+    def __init__(self, secrets: Sequence[str], settings: Optional[Settings] = None):
         super().__init__()
         self.secrets = [s for s in secrets if s]
+        self.settings = settings if settings is not None and settings.stored else None  # secrets yet to be read
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if self.settings is not None and not self.settings.stored:  # read from the credential store since
+            self.secrets = [s for s in self.settings.secrets if s]
+            self.settings = None
         message = record.getMessage()
         redacted = message
         for secret in self.secrets:
@@ -132,7 +136,7 @@ def setup_logging(settings: Settings, console: bool = True) -> List[logging.Hand
     """Attach the file and console handlers to the root logger; return them for teardown."""
     root = logging.getLogger()
     root.setLevel(getattr(logging, settings.log_level))
-    secret_filter = SecretFilter(settings.secrets)
+    secret_filter = SecretFilter(settings.secrets, settings)
     handlers: List[logging.Handler] = []
     problem = ""
     try:

@@ -47,6 +47,19 @@ class Preflight:
 
     # --- local ---
 
+    def secrets(self) -> None:
+        """Where each secret comes from, never its value: PASS for the credential store or the process environment,
+        WARN (recommending the store) for plain text in a file."""
+        for name, source in self.settings.secret_sources.items():
+            if not source.startswith("plain text in"):  # the credential store, or the process environment
+                self.add("PASS", name, f"read from {source}" + ("" if "store" in source else " (in no file)"))
+                continue
+            what = "the proxy's password" if name.endswith("_PROXY") else name
+            fix = ("write it as keyring in the URL (http://user:keyring@proxy:8080)" if name.endswith("_PROXY")
+                   else f"then set {name}=keyring")
+            self.add("WARN", name, f"{what} is in {source}: keep it in the credential store instead: "
+                     f"python bobosync/bobo_processor.py --store-secret {name}, {fix}")
+
     def folders(self) -> None:
         s = self.settings
         if s.csv_directory.is_dir() and os.access(s.csv_directory, os.R_OK | os.X_OK):
@@ -258,6 +271,7 @@ def run_checks(env_file: Optional[str] = None) -> int:
     print("bobosync preflight: each line is PASS, WARN or FAIL, with what to do")
     try:
         settings = load_settings(env_file)
+        settings.read_stored_secrets()  # now, so that a secret missing from the store is a FAIL line here
     except ConfigError as exc:
         for problem in exc.problems:
             print(Check("FAIL", "settings", problem).line())
@@ -267,6 +281,7 @@ def run_checks(env_file: Optional[str] = None) -> int:
     checks.add("PASS", "settings", f"read from {settings.env_file or 'the environment'}")
     for warning in settings.warnings:
         checks.add("WARN", "settings", warning)
+    checks.secrets()
     checks.folders()
     checks.database()
     checks.network()
