@@ -12,7 +12,7 @@ nothing in the store to read does not pay for it.
 """
 from typing import Any, Optional
 
-from config import service_name  # noqa: F401 - the site's service name, here with the rest of the store
+from url_secrets import service_name  # noqa: F401 - the site's service name, here with the rest of the store
 
 NO_BACKEND_FIX = ("install a credential store backend (Windows: Credential Manager, built in; Linux: a Secret "
                   "Service such as gnome-keyring), or keep the secret in .env")
