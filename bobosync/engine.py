@@ -207,30 +207,8 @@ class BOBOProcessor:
     def clear_future_states(self) -> int:
         """--clear-future: forget duty states dated ahead of the clock (accepted before such rows were rejected),
         and clear the duty field of those that were book-ons, so each person's next real event applies."""
-        from athoc_types import AtHocError
-        limit = (self.clock() + timedelta(minutes=self.settings.future_tolerance_minutes)).strftime("%Y%m%d%H%M%S")
-        ahead = self.db.states_after(limit)
-        if not ahead:
-            print("No duty state is ahead of the clock: nothing to clear.")
-            return EXIT_OK
-        on_duty = {login: "" for _, _, on, login in ahead if on and login}
-        if on_duty:
-            try:
-                outcomes = self.link.client.batch_update_duty_status(on_duty, self.settings.duty_status_field)
-            except AtHocError as exc:
-                self.link.failed("Clearing the duty field of people dated ahead of the clock failed", exc)
-                return EXIT_RETRY
-            refused = [login for login, outcome in outcomes.items() if not outcome.ok]
-            if refused:
-                log.error("AtHoc did not clear %s for %s; run --clear-future again", self.settings.duty_status_field,
-                          ", ".join(sorted(refused)))
-                return EXIT_RETRY
-        self.db.forget_states([employee for employee, _, _, _ in ahead])
-        for employee, event_time, on, login in ahead:
-            cleared = f"; {self.settings.duty_status_field} cleared in AtHoc" if on and login else ""
-            log.warning("Cleared the duty state of %s (%s), dated %s, ahead of the clock%s", employee,
-                        login or "unmapped", event_time, cleared)
-        return EXIT_OK
+        from clock_check import clear_future_states
+        return clear_future_states(self.settings, self.db, self.link, self.clock())
 
     def check_folders(self) -> List[str]:
         """Problems with the folders a run needs; the processed and failed folders are created."""
