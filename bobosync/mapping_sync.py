@@ -198,6 +198,9 @@ class MappingSync:
         self.db.delete_states(["mapping_held_back"])
         log.info("User mapping sync: %d AtHoc users, %d mapped, %d without %s, %d ambiguous collar numbers",
                  len(users), count, without, s.collar_id_field, len(ambiguous))
+        if count == 0:
+            log.warning("No AtHoc user has a %s value: is COLLAR_ID_FIELD the right field name?", s.collar_id_field)
+            self.link.person_must_act.append("the mapping sync mapped nobody")
         return True
 
     def _confirm_missing(self, rows: List[MappingRow], ambiguous: Dict[str, List[str]]) -> List[MappingRow]:

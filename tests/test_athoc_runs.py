@@ -221,3 +221,13 @@ def test_a_duty_field_unknown_to_athoc_stops_the_run_with_exit_3_and_keeps_every
     fixed = site.run()
     assert fixed.returncode == 0, fixed.stdout
     assert sim.attribute(site.logins[0], FIELD) == ON_VALUE
+
+
+def test_a_first_mapping_sync_that_maps_nobody_exits_3(sim, tmp_path):
+    """Rule: exit 3 when a person must act: a mapping that came back empty (COLLAR_ID_FIELD wrong?)."""
+    site = Site(sim, tmp_path, COLLAR_ID_FIELD="Collar-Typo")
+    site.write("a.csv", row("BON", 10001, ON))
+    result = site.run()
+    assert result.returncode == 3, result.stdout
+    assert "No AtHoc user has a Collar-Typo value" in result.stdout
+    assert (site.csv_dir / "a.csv").exists()  # nothing was reported unmapped by mistake
