@@ -293,6 +293,8 @@ def test_ten_thousand_files_are_worked_through_within_the_run_budget(sim, tmp_pa
 
 ODD_NAMES = ["rota 17 June.csv", "\u00e9quipe de nuit \u6771\u4eac.csv", "UPPER.CSV", "a,b;c.csv",
              "it's \"quoted\".csv", "-leading-dash.csv", "dots.in.name.csv", "x" * 200 + ".csv"]
+if os.name == "nt":  # Windows forbids " in a file name
+    ODD_NAMES.remove("it's \"quoted\".csv")
 
 
 def test_odd_file_names_are_read_and_moved_without_overwriting(sim, tmp_path):
@@ -311,6 +313,7 @@ def test_odd_file_names_are_read_and_moved_without_overwriting(sim, tmp_path):
     assert "Traceback" not in output
 
 
+@pytest.mark.skipif(os.name == "nt", reason="symbolic links (POSIX; on Windows creating one needs a privilege)")
 def test_folder_entries_that_are_not_plain_files(sim, tmp_path):
     sc = fault_site(sim, tmp_path)
     folder = sc.csv_dir / "x.csv"  # a directory with a .csv name, holding a file of its own
