@@ -4,8 +4,9 @@ rem Python: .venv\Scripts\python.exe, else "py -3", else "python". Arguments are
 rem Output goes to logs\wrapper_YYYY-MM-DD.log. Exit code: the engine's
 rem (0 done or nothing to do, 1 something left for the next run, 2 configuration error, 3 a person must act).
 rem Overlapping runs need no check here: the engine holds its own lock.
-rem Every redirection comes first (>>"file" echo ...): in "echo ... code 2>> file" cmd reads the digit
-rem as a handle number (2>>, stderr) and the line never reaches the log.
+rem Every echo to the log has its redirection first (>>"file" echo ...): in "echo ... code 2>> file" cmd
+rem reads the digit as a handle number (2>>, stderr) and the line never reaches the log. The engine's line
+rem keeps it last, after a space, which no argument can join (Wine's cmd cannot start a command after 2>&1).
 setlocal EnableExtensions
 set "PROJECT_DIR=%~dp0"
 set "ENGINE_DIR=%PROJECT_DIR%bobosync"
@@ -35,7 +36,7 @@ if not defined PY_CMD (
 
 >>"%WRAPPER_LOG%" echo %TODAY% %TIME% START %PY_CMD% bobo_processor.py %*
 pushd "%ENGINE_DIR%"
->>"%WRAPPER_LOG%" 2>&1 %PY_CMD% bobo_processor.py %*
+%PY_CMD% bobo_processor.py %* >>"%WRAPPER_LOG%" 2>&1
 set "RC=%ERRORLEVEL%"
 popd
 >>"%WRAPPER_LOG%" echo %TODAY% %TIME% END exit code %RC%
