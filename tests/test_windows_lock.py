@@ -38,7 +38,7 @@ def test_a_run_while_another_process_holds_the_lock_exits_0_and_sends_nothing(si
 
 def test_a_holder_that_started_long_ago_is_reported_as_stuck(sim, tmp_path):
     env, csv_dir, lock = _site(sim, tmp_path)
-    long_ago = time.time() - 3 * 3600
+    long_ago = int(time.time()) - 3 * 3600 - 30
     line = f"pid 4242 started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(long_ago))} {long_ago:.0f}"
     with run_lock_held(lock, line):
         result = run_bobosync(env)
