@@ -13,6 +13,7 @@ its other openers means scanning every process. There is_held_open() says False,
 alone decides, as before.
 """
 import os
+import sys
 
 ERROR_SHARING_VIOLATION = 32
 
@@ -21,7 +22,7 @@ def is_held_open(path: str) -> bool:
     """True when another process has `path` open (Windows only; always False elsewhere).
 
     Any other failure to open (gone, no permission) is False: reading the file then reports it."""
-    if os.name != "nt":
+    if sys.platform != "win32":
         return False
     import ctypes
     from ctypes import wintypes

@@ -6,10 +6,11 @@ import os
 
 import pytest
 
+from bobo_db import BOBODatabase
 from config import settings_for_tests
 from conftest import env_for
-from engine import BOBOProcessor, move_without_overwrite
 from file_hold import is_held_open, move_error_hint
+from inbox import Inbox, move_without_overwrite
 from other_process import held_open, run_bobosync
 
 WINDOWS_SHARING = pytest.mark.skipif(
@@ -46,15 +47,17 @@ def test_a_file_another_process_holds_open_waits_for_the_next_run_and_is_not_sen
 def test_a_move_refused_because_another_program_has_the_file_open_says_so(tmp_path, caplog):
     held = tmp_path / "held.csv"
     held.write_bytes(row("10001").encode())
-    processor = BOBOProcessor(settings_for_tests(db_path=tmp_path / "bobo_mapping.db"))
+    db = BOBODatabase(tmp_path / "bobo_mapping.db")
+    inbox = Inbox(settings_for_tests(db_path=tmp_path / "bobo_mapping.db"), db)
     try:
         with held_open(held), caplog.at_level(logging.ERROR, logger="bobosync"):
             assert is_held_open(str(held))
             with pytest.raises(OSError) as refused:
                 move_without_overwrite(held, tmp_path / "elsewhere")
-            assert not processor._move(held, tmp_path / "processed_files", "sent")
+            assert not inbox.move(held, tmp_path / "processed_files", "sent")
     finally:
-        processor.close()
+        db.close()
+    assert inbox.failed_moves == 1
     assert "another program has the file open" in move_error_hint(refused.value)
     [message] = [r.getMessage() for r in caplog.records]
     assert "Cannot move held.csv" in message and "another program has the file open" in message
