@@ -131,8 +131,9 @@ def test_encodings_that_are_text(tmp_path, name, data, encoding, events):
     assert (got, report.encoding, report.not_text, report.is_bad) == (events, encoding, False, False)
 
 
-@pytest.mark.parametrize("data", [b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",  # UTF-16 with its BOM is text: test_windows_text
-                                  GOOD.encode("utf-16-le"), b"BON,1\x00"], ids=["png", "utf-16-le", "nul"])
+# (UTF-16 with its byte-order mark is text: test_windows_text.py)
+@pytest.mark.parametrize("data", [b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", GOOD.encode("utf-16-le"), b"BON,1\x00"],
+                         ids=["png", "utf-16-le", "nul"])
 def test_bytes_that_are_not_text_make_a_bad_file(tmp_path, data):
     got, report = read(tmp_path, data)
     assert got == [] and report.not_text and report.is_bad and report.encoding is None

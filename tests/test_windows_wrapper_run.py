@@ -4,8 +4,7 @@ fix the log never did: in `echo ... END exit code 2>> "log"` cmd reads `2>>` as 
 
 The project is a copy (the .bat, bobosync/, and .venv\\Scripts\\python.exe: a copy of the running Python's
 executable and DLLs, with PYTHONHOME and PYTHONPATH pointing at its library), so the wrapper finds the
-.venv first, as on a site. Exit 3 ("a person must act") does not exist in the engine yet: a stand-in
-bobo_processor.py that exits 3 checks that the wrapper passes it through.
+.venv first, as on a site. Exit 3 ("a person must act") comes from a file set aside in the failed folder.
 Under Wine there is no PowerShell, so the wrapper's date is "undated" (wrapper_undated.log); on Windows it is
 wrapper_YYYY-MM-DD.log. PowerShell's run_bobo_windows.ps1 is not run anywhere: test_windows_wrappers.py
 checks its text only."""
@@ -22,7 +21,6 @@ from conftest import BOBOSYNC_DIR, ROOT, SETTING_NAMES, env_for
 
 BAT = ROOT / "run_bobo_windows.bat"
 ROW = "BON,10001,P0000001,20240617,065500,20240617070000,1,51.507200,-0.127600,8.0\r\n"
-STAND_IN = "import sys\nprint('stand-in engine: a person must act')\nsys.exit(3)\n"
 
 windows_only = pytest.mark.skipif(os.name != "nt", reason="cmd.exe runs the .bat (Windows)")
 
@@ -106,13 +104,11 @@ def test_exit_2_a_configuration_error_and_the_arguments_passed_through(project, 
 
 
 @windows_only
-def test_exit_3_from_a_stand_in_engine_is_passed_through(project, tmp_path):
-    engine = project / "bobosync" / "bobo_processor.py"
-    real = engine.read_bytes()
-    engine.write_text(STAND_IN, encoding="utf-8")
-    try:
-        result, log = run_bat(project, {})
-    finally:
-        engine.write_bytes(real)
+def test_exit_3_a_file_set_aside_for_a_person(project, sim, tmp_path):
+    sim.seed_users(1)
+    env = env_for(sim, tmp_path)
+    (tmp_path / "crown_files").mkdir()
+    (tmp_path / "crown_files" / "junk.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    result, log = run_bat(project, env)
     assert_ended(result, log, 3)
-    assert "stand-in engine: a person must act" in log
+    assert "junk.csv" in log and (tmp_path / "failed_files" / "junk.csv").is_file()
