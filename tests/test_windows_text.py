@@ -6,7 +6,7 @@ import codecs
 import pytest
 
 from bobo_csv import detect_encoding
-from test_faults_athoc import Scenario, assert_final_state, check_all, on
+from testsite import assert_final_state, check_all, fault_site, on
 
 EVENTS = [on("10001", "20240617065500"), on("10002", "20240617070000"), on("10003", "20240617071500")]
 TEXT = "".join(e.row_a() + "\r\n" for e in EVENTS)
@@ -19,7 +19,7 @@ SAVED_AS = {
 
 @pytest.mark.parametrize("kind", sorted(SAVED_AS))
 def test_an_export_saved_as_windows_text_is_read_and_sent(sim, tmp_path, kind):
-    sc = Scenario(sim, tmp_path)
+    sc = fault_site(sim, tmp_path)
     sc.write_bytes("rota.csv", SAVED_AS[kind], EVENTS)
     output = sc.run()
     check_all(sc)
