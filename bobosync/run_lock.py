@@ -107,6 +107,7 @@ class RunLock:
         self.path = path
         self.stuck_after_seconds = stuck_after_seconds
         self._fd = -1
+        self._warned = False  # a command polling the lock warns about a stuck holder once, not twice a second
 
     def acquire(self) -> bool:
         """Take the lock; False when another process (or another RunLock) holds it.
@@ -153,13 +154,14 @@ class RunLock:
             return None
 
     def _warn_if_stuck(self) -> None:
-        holder = self.holder()
+        holder = None if self._warned else self.holder()
         if holder is None or time.time() - holder[1] <= self.stuck_after_seconds:
             return
         time.sleep(0.2)
         if self.holder() != holder:
             return  # the line was the previous run's: a run took the lock this instant and wrote its own
         pid, started, written = holder
+        self._warned = True
         log.warning("The run holding the lock %s (pid %d) started at %s, %d minutes ago; no run lasts that long, "
                     "so it may be stuck: check that process, and end it if it is hung", self.path, pid, written,
                     (time.time() - started) // 60)

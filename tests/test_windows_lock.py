@@ -92,3 +92,13 @@ def test_a_read_only_lock_file_is_an_error_not_another_run(sim, tmp_path):
         os.chmod(lock, 0o644)
     assert result.returncode == 2, result.stdout
     assert "Cannot take the run lock" in result.stdout and "Another bobosync run" not in result.stdout
+
+
+def test_a_command_polling_a_stuck_lock_warns_once(tmp_path, caplog):
+    path = str(tmp_path / "bobo_mapping.db.lock")
+    long_ago = int(time.time()) - 3600
+    with run_lock_held(path, f"pid 4242 started 2024-01-01 08:00:00 {long_ago}"):
+        lock = RunLock(path)
+        with caplog.at_level(logging.WARNING, logger="bobosync"):
+            assert not lock.acquire() and not lock.acquire() and not lock.acquire()
+    assert [r.getMessage().count("pid 4242") for r in caplog.records] == [1]
