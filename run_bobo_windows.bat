@@ -2,8 +2,11 @@
 rem Runs bobosync once; for Windows Task Scheduler (run_bobo_windows.ps1 does the same in PowerShell).
 rem Python: .venv\Scripts\python.exe, else "py -3", else "python". Arguments are passed through.
 rem Output goes to logs\wrapper_YYYY-MM-DD.log. Exit code: the engine's
-rem (0 done or nothing to do, 1 something left for the next run, 2 configuration error).
+rem (0 done or nothing to do, 1 something left for the next run, 2 configuration error, 3 a person must act).
 rem Overlapping runs need no check here: the engine holds its own lock.
+rem Every echo to the log has its redirection first (>>"file" echo ...): in "echo ... code 2>> file" cmd
+rem reads the digit as a handle number (2>>, stderr) and the line never reaches the log. The engine's line
+rem keeps it last, after a space, which no argument can join (Wine's cmd cannot start a command after 2>&1).
 setlocal EnableExtensions
 set "PROJECT_DIR=%~dp0"
 set "ENGINE_DIR=%PROJECT_DIR%bobosync"
@@ -26,16 +29,16 @@ if not defined PY_CMD (
     where python >nul 2>&1 && set "PY_CMD=python"
 )
 if not defined PY_CMD (
-    echo %TODAY% %TIME% ERROR no Python found: install Python 3.9 or newer, or create .venv>> "%WRAPPER_LOG%"
+    >>"%WRAPPER_LOG%" echo %TODAY% %TIME% ERROR no Python found: install Python 3.9 or newer, or create .venv
     echo No Python found: install Python 3.9 or newer, or create .venv ^(windows_scheduler_setup.md^)
     exit /b 2
 )
 
-echo %TODAY% %TIME% START %PY_CMD% bobo_processor.py %*>> "%WRAPPER_LOG%"
+>>"%WRAPPER_LOG%" echo %TODAY% %TIME% START %PY_CMD% bobo_processor.py %*
 pushd "%ENGINE_DIR%"
-%PY_CMD% bobo_processor.py %* >> "%WRAPPER_LOG%" 2>&1
+%PY_CMD% bobo_processor.py %* >>"%WRAPPER_LOG%" 2>&1
 set "RC=%ERRORLEVEL%"
 popd
-echo %TODAY% %TIME% END exit code %RC%>> "%WRAPPER_LOG%"
+>>"%WRAPPER_LOG%" echo %TODAY% %TIME% END exit code %RC%
 echo bobosync exit code %RC% (output in %WRAPPER_LOG%)
 exit /b %RC%

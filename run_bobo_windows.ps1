@@ -7,7 +7,8 @@
     else "py -3", else "python". Passes every argument through to
     bobosync\bobo_processor.py, appends the run's output to one wrapper log per day
     (logs\wrapper_YYYY-MM-DD.log), and exits with the engine's exit code:
-    0 done or nothing to do, 1 something left for the next run, 2 configuration error.
+    0 done or nothing to do, 1 something left for the next run, 2 configuration error,
+    3 a person must act.
     Overlapping runs need no check here: the engine holds its own lock.
     Works on Windows PowerShell 5.1 and PowerShell 7.
 

@@ -200,16 +200,22 @@ def _looks_like_header(fields: List[str]) -> bool:
 
 
 def detect_encoding(path: Path) -> Optional[str]:
-    """'utf-8-sig' or 'cp1252' (the fallback), or None when the bytes are not text."""
-    for encoding in ("utf-8-sig", "cp1252"):
+    """'utf-8-sig', 'utf-16' or 'cp1252' (the fallback), or None when the bytes are not text.
+
+    A file starting with a UTF-16 byte-order mark, little- or big-endian (Windows PowerShell 5.1's
+    Out-File, Excel's "Unicode Text"), is read as UTF-16 and only as that; any other as UTF-8, with or
+    without its byte-order mark, else as Windows-1252. Text with a NUL character is not text."""
+    with open(path, "rb") as handle:
+        start = handle.read(2)
+    utf16 = start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+    for encoding in ("utf-16",) if utf16 else ("utf-8-sig", "cp1252"):
         decoder = codecs.getincrementaldecoder(encoding)()
         try:
             with open(path, "rb") as handle:
                 while True:
                     chunk = handle.read(READ_CHUNK)
-                    if b"\x00" in chunk:
+                    if "\x00" in decoder.decode(chunk, final=not chunk):
                         return None
-                    decoder.decode(chunk, final=not chunk)
                     if not chunk:
                         return encoding
         except UnicodeDecodeError:

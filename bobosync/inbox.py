@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from bobo_db import BOBODatabase, ProcessedFile
 from config import Settings
+from file_hold import is_held_open, move_error_hint
 from file_names import readable_name
 
 log = logging.getLogger("bobosync")
@@ -103,6 +104,10 @@ class Inbox:
                     ahead.append(item.name)  # a share's clock, or this server's set back: waiting would be forever
                 elif now - st.st_mtime < s.file_settle_seconds:
                     self.settling += 1
+                    continue
+                if is_held_open(item.path):  # Windows: its writer still has it open, so it is not settled
+                    log.info("%s is open in another program (BOBO may still be writing it); it waits for the next "
+                             "run", readable_name(item.name))
                     continue
                 path = Path(item.path)
                 self._stats[path] = st
@@ -203,7 +208,7 @@ class Inbox:
             log.warning("%s was removed or moved away before it could be moved to %s (%s)", path.name, folder, why)
             return
         log.error("Cannot move %s to %s (%s): %s. Its records are recorded, so the next run only retries the "
-                  "move; check the folder's permissions and free space", path.name, folder, why, exc)
+                  "move; %s", path.name, folder, why, exc, move_error_hint(exc))
         self.failed_moves += 1
 
     def settle_confirmed(self, paths: List[Path]) -> None:

@@ -35,13 +35,14 @@ def file_with_garbage(draw) -> Tuple[bytes, List[Ev]]:
     return b"".join(parts), events
 
 
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
 def is_text(data: bytes) -> bool:
-    if b"\x00" in data:
-        return False
-    for encoding in ("utf-8-sig", "cp1252"):
+    """As bobo_csv.detect_encoding decides: UTF-16 after its byte-order mark, else UTF-8 or Windows-1252; no NUL."""
+    for encoding in ("utf-16",) if data[:2] in UTF16_BOMS else ("utf-8-sig", "cp1252"):
         try:
-            data.decode(encoding)
-            return True
+            return "\x00" not in data.decode(encoding)
         except UnicodeDecodeError:
             pass
     return False

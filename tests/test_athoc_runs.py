@@ -199,7 +199,7 @@ def test_a_command_typed_while_a_run_holds_the_lock_waits_for_it(sim, tmp_path):
         assert refused.returncode == 1 and "still holds the lock after 2 s" in refused.stdout
     site.env["LOCK_WAIT_SECONDS"] = "20"
     lock.acquire()
-    threading.Timer(1.5, lock.release).start()
+    threading.Timer(5, lock.release).start()  # after the command has started: under Wine that takes seconds
     waited = site.run("--sync-mappings")
     assert waited.returncode == 0, waited.stdout
     assert "waiting up to 20 s" in waited.stdout

@@ -1,19 +1,18 @@
 """AtHoc client rules (docs/athoc-api.md), over real HTTP(S) to the simulator."""
 import logging
 import os
-import ssl
 import subprocess
 import sys
 import time
 
 import pytest
-import trustme
 
 from athoc_client import (AtHocClient, AuthenticationError, BadRequestError, ConnectionFailedError,
                           IncompleteListingError, NotFoundError, PermissionDeniedError, ServerError,
                           UnexpectedResponseError, classify_result, criteria_eq)
 from athoc_simulator import AtHocSimulator
 from conftest import BACKOFF_SCALE_VAR, BOBOSYNC_DIR, ENTRY, ROOT, SETTING_NAMES, env_for, settings_for
+from private_ca import PrivateCA
 
 FIELD = "On-Duty-DTG"
 
@@ -262,14 +261,10 @@ def test_truncated_or_dropped_reply_is_a_connection_failure(sim, settings, fault
 
 @pytest.fixture
 def https_sim(tmp_path):
-    ca = trustme.CA()
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    ca_file = tmp_path / "private-ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    with AtHocSimulator(ssl_context=context) as simulator:
+    ca = PrivateCA(tmp_path)
+    with AtHocSimulator(ssl_context=ca.server_context()) as simulator:
         simulator.seed_users(2)
-        yield simulator, ca_file
+        yield simulator, ca.ca_file
 
 
 def test_private_ca_is_trusted_through_ssl_cert_path(https_sim):

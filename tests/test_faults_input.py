@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import inbox
 from athoc_simulator import AtHocSimulator
 from conftest import ENTRY, ROOT
-from strategies import EVENT_IDS, EVENTS, SIX, STAMPS, file_with_garbage, is_text
+from strategies import EVENT_IDS, EVENTS, SIX, STAMPS, UTF16_BOMS, file_with_garbage, is_text
 from testsite import (DOMAIN, FIELD, RUN_VARS, UNMAPPED, Ev, Site, assert_final_state, check_all, fault_site, off,
                       on)
 
@@ -57,7 +57,7 @@ def test_property_any_bytes_never_crash_the_run_nor_lose_a_valid_row(content):
             sc.write_bytes("any.csv", data, events)
             sc.run(expect=(0, 3))  # a bad file is reported and set aside (exit 3), not retried
             check_all(sc)
-            if events and is_text(data):
+            if events and is_text(data) and data[:2] not in UTF16_BOMS:  # one-byte rows are not UTF-16 rows
                 assert sc.names(sc.processed_dir) == {"any.csv"}, sc.log()
                 assert_final_state(sc)
             elif not is_text(data):
@@ -199,13 +199,12 @@ def test_bad_rows_are_rejected_by_line_and_the_good_rows_go_on(sim, tmp_path):
     assert sc.held(sc.logins[3]) is None  # 10004 was only in rejected rows
 
 
-@pytest.mark.parametrize("kind", ["only bad rows", "binary", "utf-16"])
+@pytest.mark.parametrize("kind", ["only bad rows", "binary"])  # UTF-16 with its BOM is read: test_windows_text.py
 def test_a_bad_file_goes_to_the_failed_folder_at_once(sim, tmp_path, kind):
     sc = fault_site(sim, tmp_path)
     data = {"only bad rows": "\r\n".join(row for row, _ in BAD_ROWS).encode(),
-            "binary": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)),
-            "utf-16": _rows_a(BASE).encode("utf-16")}[kind]
-    sc.write_bytes("bad.csv", data, BASE if kind == "utf-16" else [])
+            "binary": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))}[kind]
+    sc.write_bytes("bad.csv", data, [])
     sc.write("good.csv", [on("10005", "20240617080000")])
     output = sc.run(expect=(3,))  # a file set aside in the failed folder: a person must act
     assert "bad.csv" in output and "FAILED_FILES_DIRECTORY" in output
@@ -294,6 +293,8 @@ def test_ten_thousand_files_are_worked_through_within_the_run_budget(sim, tmp_pa
 
 ODD_NAMES = ["rota 17 June.csv", "\u00e9quipe de nuit \u6771\u4eac.csv", "UPPER.CSV", "a,b;c.csv",
              "it's \"quoted\".csv", "-leading-dash.csv", "dots.in.name.csv", "x" * 200 + ".csv"]
+if os.name == "nt":  # Windows forbids " in a file name
+    ODD_NAMES.remove("it's \"quoted\".csv")
 
 
 def test_odd_file_names_are_read_and_moved_without_overwriting(sim, tmp_path):
@@ -312,6 +313,7 @@ def test_odd_file_names_are_read_and_moved_without_overwriting(sim, tmp_path):
     assert "Traceback" not in output
 
 
+@pytest.mark.skipif(os.name == "nt", reason="symbolic links (POSIX; on Windows creating one needs a privilege)")
 def test_folder_entries_that_are_not_plain_files(sim, tmp_path):
     sc = fault_site(sim, tmp_path)
     folder = sc.csv_dir / "x.csv"  # a directory with a .csv name, holding a file of its own

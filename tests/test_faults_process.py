@@ -515,6 +515,8 @@ def test_database_refusing_a_write_is_kept_and_reported_without_a_traceback(sim,
 LONDON = {"TZ": "Europe/London"}
 
 
+@pytest.mark.skipif(os.name == "nt", reason="TZ=Europe/London (POSIX C library); "
+                                           "test_windows_dst.py injects the zone instead")
 def test_dst_repeated_hour_across_runs_the_later_arrival_wins(sim, tmp_path):
     """27 Oct 2024, London: 01:00-01:59 happens twice. `real` is UTC."""
     sc = fault_site(sim, tmp_path, **LONDON)
@@ -538,6 +540,8 @@ def test_dst_repeated_hour_across_runs_the_later_arrival_wins(sim, tmp_path):
     assert sim.attribute(sc.logins[1], FIELD) == "27/10/2024 03:00:00"
 
 
+@pytest.mark.skipif(os.name == "nt", reason="TZ=Europe/London (POSIX C library); "
+                                           "test_windows_dst.py injects the zone instead")
 def test_dst_repeated_hour_in_one_batch_the_later_file_and_row_win(sim, tmp_path):
     sc = fault_site(sim, tmp_path, **LONDON)
     sc.write("a.csv", [

@@ -1,7 +1,8 @@
 """The one-run-at-a-time lock (standard library since issue 6): exclusive, released, and seen by filelock."""
 import pytest
-from filelock import FileLock, Timeout
+from filelock import FileLock, Timeout, __version__ as filelock_version
 
+from other_process import under_wine
 from run_lock import RunLock
 
 
@@ -16,6 +17,9 @@ def test_a_second_lock_on_the_file_is_refused_until_the_first_is_released(tmp_pa
     second.release()  # releasing twice is harmless
 
 
+@pytest.mark.skipif(under_wine() and int(filelock_version.split(".")[0]) < 4,
+                    reason="filelock 3 (Python 3.9) locks with msvcrt.locking, which under Wine fails with errno 0 "
+                           "on a held lock (a Wine quirk, issue 19 finding 3)")
 def test_filelock_sees_the_lock_as_held(tmp_path):
     path = str(tmp_path / "bobo_mapping.db.lock")
     lock = RunLock(path)

@@ -30,7 +30,7 @@ def test_wrappers_pass_arguments_through_and_return_the_engine_exit_code():
 def test_wrappers_append_to_one_log_per_day_and_do_not_scan_processes():
     ps1, bat = PS1.decode(), BAT.decode()
     assert "wrapper_' + (Get-Date -Format 'yyyy-MM-dd')" in ps1 and "Add-Content" in ps1
-    assert "wrapper_%TODAY%.log" in bat and ">> \"%WRAPPER_LOG%\"" in bat
+    assert "wrapper_%TODAY%.log" in bat and ">>\"%WRAPPER_LOG%\" echo" in bat
     for text in (ps1, bat):
         assert not re.search(r"Get-Process|tasklist|Get-CimInstance|wmic process", text, re.I)
 

@@ -1,0 +1,114 @@
+"""run_bobo_windows.bat end to end (issue 19, finding 4), run by cmd.exe against the simulator: the engine's
+exit code 0, 1, 2 or 3 comes back out of the wrapper, and the wrapper log says how each run ended. Before the
+fix the log never did: in `echo ... END exit code 2>> "log"` cmd reads `2>>` as a redirection of handle 2.
+
+The project is a copy (the .bat, bobosync/, and .venv\\Scripts\\python.exe: a copy of the running Python's
+executable and DLLs, with PYTHONHOME and PYTHONPATH pointing at its library), so the wrapper finds the
+.venv first, as on a site. Exit 3 ("a person must act") comes from a file set aside in the failed folder.
+Under Wine there is no PowerShell, so the wrapper's date is "undated" (wrapper_undated.log); on Windows it is
+wrapper_YYYY-MM-DD.log. PowerShell's run_bobo_windows.ps1 is not run anywhere: test_windows_wrappers.py
+checks its text only."""
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import BOBOSYNC_DIR, ROOT, SETTING_NAMES, env_for
+
+BAT = ROOT / "run_bobo_windows.bat"
+ROW = "BON,10001,P0000001,20240617,065500,20240617070000,1,51.507200,-0.127600,8.0\r\n"
+
+windows_only = pytest.mark.skipif(os.name != "nt", reason="cmd.exe runs the .bat (Windows)")
+
+
+def test_every_redirection_in_the_bat_comes_first():
+    """`echo ... %RC%>> file` loses the line when RC is one digit: each redirection must lead its line."""
+    for number, line in enumerate(BAT.read_text().splitlines(), start=1):
+        code = line.strip()
+        if code.lower().startswith("rem ") or "for /f" in code:
+            continue
+        if re.search(r"\becho\b", code, re.I) and ">" in code.replace("^>", ""):
+            assert code.startswith(">>\"%WRAPPER_LOG%\" echo "), f"line {number}: {line}"
+        assert not re.search(r"\S>>", code), f"line {number}: {line}"  # ' >>', after a space, is never a handle
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("project")
+    shutil.copyfile(BAT, root / BAT.name)  # copyfile, not copy2: Python 3.13's copy2 needs CopyFile2 (not in Wine 8)
+    shutil.copytree(BOBOSYNC_DIR, root / "bobosync", copy_function=shutil.copyfile,
+                    ignore=shutil.ignore_patterns("__pycache__", ".env"))
+    scripts = root / ".venv" / "Scripts"
+    scripts.mkdir(parents=True)
+    base = Path(getattr(sys, "_base_executable", sys.executable)).parent  # not a venv's launcher
+    for item in base.iterdir():
+        if item.is_file() and item.suffix.lower() in (".exe", ".dll", ".pyd", ".zip"):
+            shutil.copyfile(item, scripts / item.name)
+    return root
+
+
+def run_bat(project: Path, env: dict, *argv: str):
+    shutil.rmtree(project / "logs", ignore_errors=True)
+    full = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
+    full.update(env)
+    full["PYTHONHOME"] = sys.base_prefix
+    full["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p.lower().endswith("site-packages"))
+    result = subprocess.run([os.environ.get("COMSPEC", "cmd.exe"), "/c", str(project / BAT.name), *argv],
+                            input="", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=180,
+                            env=full, cwd=str(project))
+    logs = sorted((project / "logs").glob("wrapper_*.log"))
+    assert len(logs) == 1 and re.fullmatch(r"wrapper_(\d{4}-\d\d-\d\d|undated)\.log", logs[0].name), logs
+    return result, logs[0].read_text(encoding="utf-8", errors="replace")
+
+
+def assert_ended(result, log: str, code: int) -> None:
+    assert result.returncode == code, result.stdout + log
+    assert f"bobosync exit code {code}" in result.stdout
+    assert ".venv\\Scripts\\python.exe" in log.splitlines()[0] and " START " in log.splitlines()[0]
+    assert log.rstrip().splitlines()[-1].endswith(f" END exit code {code}"), log
+
+
+@windows_only
+def test_exit_0_a_run_that_sent_its_file(project, sim, tmp_path):
+    sim.seed_users(1)
+    env = env_for(sim, tmp_path)
+    (tmp_path / "crown_files").mkdir()
+    (tmp_path / "crown_files" / "rota.csv").write_bytes(ROW.encode())
+    result, log = run_bat(project, env)
+    assert_ended(result, log, 0)
+    assert "Run done" in log and (tmp_path / "processed_files" / "rota.csv").is_file()
+
+
+@windows_only
+def test_exit_1_athoc_unavailable_leaves_the_file_for_the_next_run(project, sim, tmp_path):
+    sim.seed_users(1)
+    sim.fail("connect/token", 503, times=None)
+    env = env_for(sim, tmp_path, MAX_RETRY_ATTEMPTS="1")
+    (tmp_path / "crown_files").mkdir()
+    (tmp_path / "crown_files" / "rota.csv").write_bytes(ROW.encode())
+    result, log = run_bat(project, env)
+    assert_ended(result, log, 1)
+    assert (tmp_path / "crown_files" / "rota.csv").is_file()
+
+
+@windows_only
+def test_exit_2_a_configuration_error_and_the_arguments_passed_through(project, sim, tmp_path):
+    env = {k: v for k, v in env_for(sim, tmp_path).items() if k != "ATHOC_SERVER_URL"}
+    result, log = run_bat(project, env, "--dry-run")
+    assert_ended(result, log, 2)
+    assert "bobo_processor.py --dry-run" in log.splitlines()[0] and "ATHOC_SERVER_URL" in log
+
+
+@windows_only
+def test_exit_3_a_file_set_aside_for_a_person(project, sim, tmp_path):
+    sim.seed_users(1)
+    env = env_for(sim, tmp_path)
+    (tmp_path / "crown_files").mkdir()
+    (tmp_path / "crown_files" / "junk.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    result, log = run_bat(project, env)
+    assert_ended(result, log, 3)
+    assert "junk.csv" in log and (tmp_path / "failed_files" / "junk.csv").is_file()
