@@ -1,17 +1,23 @@
-"""Logging for a run: a daily-rotated file, the console, and no secret in either."""
+"""Logging for a run: one log file per day, the console, and no secret in either."""
 import logging
 import os
 import re
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from config import Settings
 
-LOG_FILE = "bobo_processor.log"
+LOG_PREFIX = "bobo_processor"  # the log of day D is bobo_processor_D.log (D as YYYY-MM-DD)
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-DST_MARGIN_SECONDS = 3600  # the standard handler's midnight moves by up to an hour on daylight-saving nights
+_DATED = re.compile(r"bobo_processor(?:_|\.log\.)(\d{4}-\d{2}-\d{2})(?:\.log)?$")  # also older rotated names
+
+
+def log_file_for(folder: Path, day: date) -> Path:
+    """The log file of `day` in `folder`."""
+    return folder / f"{LOG_PREFIX}_{day.isoformat()}.log"
 
 
 def _next_midnight(now: float) -> float:
@@ -20,54 +26,63 @@ def _next_midnight(now: float) -> float:
 
 
 class DailyLogHandler(logging.Handler):
-    """The log file, rotated at midnight to <file>.YYYY-MM-DD with `backup_count` kept.
+    """One log file per local day, bobo_processor_YYYY-MM-DD.log, only ever appended to.
 
-    The rotation is the standard TimedRotatingFileHandler's, but logging.handlers costs a run
-    with nothing to do more than its work, so it is imported only when a rotation may be due:
-    while the file was last written today and midnight is over an hour away, lines are appended."""
+    No file is renamed: on Windows a rename fails while another process (a run still going at midnight,
+    a log viewer, a backup agent) holds the file open, and every later line was lost. A run that passes
+    midnight goes on in the new day's file. When a day's first file is made, files older than
+    `purge_days` are deleted (0 keeps them all)."""
 
-    def __init__(self, filename: str, backup_count: int):
+    def __init__(self, folder: str, purge_days: int, clock: Callable[[], float] = time.time):
         super().__init__()
-        self.filename, self.backup_count = filename, backup_count
-        now = time.time()
-        self.plain_until = _next_midnight(now) - DST_MARGIN_SECONDS
-        self.inner: logging.FileHandler
-        if now < self.plain_until and self._written_today(now):
-            self.inner = logging.FileHandler(filename, encoding="utf-8")
-        else:
-            self.inner = self._rotating()
+        self.folder, self.purge_days, self.clock = Path(folder), purge_days, clock
+        self.inner = self._open(clock())
 
-    def _written_today(self, now: float) -> bool:
+    def _open(self, now: float) -> logging.FileHandler:
+        day = date.fromtimestamp(now)
+        path = log_file_for(self.folder, day)
+        first = not path.exists()
+        inner = logging.FileHandler(str(path), encoding="utf-8", errors="backslashreplace")
+        if self.formatter is not None:
+            inner.setFormatter(self.formatter)
+        self.until = _next_midnight(now)
+        if first and self.purge_days > 0:
+            self._purge(day)
+        return inner
+
+    def _purge(self, today: date) -> None:
+        cutoff = (today - timedelta(days=self.purge_days)).isoformat()
         try:
-            mtime = os.stat(self.filename).st_mtime
-        except FileNotFoundError:
-            return True
-        return time.localtime(mtime)[:3] == time.localtime(now)[:3]
-
-    def _rotating(self) -> logging.FileHandler:
-        from logging.handlers import TimedRotatingFileHandler
-        return TimedRotatingFileHandler(self.filename, when="midnight", backupCount=self.backup_count,
-                                        encoding="utf-8")
+            names = os.listdir(self.folder)
+        except OSError:
+            return
+        for name in names:
+            match = _DATED.match(name)
+            if match and match.group(1) < cutoff:
+                try:
+                    os.remove(self.folder / name)
+                except OSError:
+                    pass  # held open by a viewer, or already gone: the next day's purge tries again
 
     @property
-    def rotating(self) -> bool:
-        return type(self.inner) is not logging.FileHandler
+    def filename(self) -> str:
+        return self.inner.baseFilename
 
     def setFormatter(self, fmt: Optional[logging.Formatter]) -> None:
         super().setFormatter(fmt)
         self.inner.setFormatter(fmt)
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not self.rotating and time.time() >= self.plain_until:
+        now = self.clock()
+        if now >= self.until:
             try:
-                rotating = self._rotating()  # it decides from the file's age, as if it had been there all along
-            except Exception:  # a log problem must not stop the run; the lines go on into today's file
-                self.plain_until = float("inf")
+                fresh = self._open(now)
+            except Exception:  # a log problem must not stop the run; the lines go on into the old day's file
+                self.until = float("inf")
                 self.handleError(record)
             else:
                 self.inner.close()
-                rotating.setFormatter(self.formatter)
-                self.inner = rotating
+                self.inner = fresh
         self.inner.emit(record)
 
     def flush(self) -> None:
@@ -141,7 +156,7 @@ def setup_logging(settings: Settings, console: bool = True) -> List[logging.Hand
     problem = ""
     try:
         Path(settings.log_directory).mkdir(parents=True, exist_ok=True)
-        file_handler = DailyLogHandler(str(Path(settings.log_directory) / LOG_FILE), settings.log_purge_days)
+        file_handler = DailyLogHandler(str(settings.log_directory), settings.log_purge_days)
         file_handler.setFormatter(logging.Formatter(FORMAT))
         handlers.append(file_handler)
     except OSError as exc:

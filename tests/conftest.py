@@ -44,7 +44,7 @@ def sim(tmp_path):
 
 
 def assert_no_secret_in_logs(folder: Path, secrets: list) -> None:
-    """No secret in any log file under `folder` (bobo_processor.log and its rotations, wrapper logs)."""
+    """No secret in any log file under `folder` (bobo_processor_YYYY-MM-DD.log, wrapper logs)."""
     for path in folder.rglob("*.log*"):
         if path.is_file():
             text = path.read_text(encoding="utf-8", errors="replace")

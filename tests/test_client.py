@@ -289,7 +289,7 @@ def test_disable_ssl_verify_connects_and_a_run_warns_once(https_sim, tmp_path):
     result = subprocess.run([sys.executable, ENTRY], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert simulator.requests  # the run reached AtHoc (its mapping sync)
-    log_text = (tmp_path / "logs" / "bobo_processor.log").read_text(encoding="utf-8")
+    log_text = "".join(p.read_text(encoding="utf-8") for p in (tmp_path / "logs").glob("bobo_processor_*.log"))
     assert log_text.count("DISABLE_SSL_VERIFY=true") == 1  # said by the settings, once per run
 
 

@@ -1,11 +1,10 @@
-"""The daily log file: appended to on the day it was written, rotated to <file>.YYYY-MM-DD by the standard
-handler once a day has passed (issue 6 made that handler's import lazy)."""
+"""The log: one file per local day, bobo_processor_YYYY-MM-DD.log, appended to and never renamed, so no line
+is lost while another process holds yesterday's file (a rename fails on Windows then); old days purged."""
 import logging
-import os
 import time
 from datetime import date, timedelta
 
-from log_setup import LOG_FILE, DailyLogHandler
+from log_setup import DailyLogHandler, log_file_for
 
 
 def record(message: str) -> logging.LogRecord:
@@ -19,58 +18,41 @@ def write_with(handler: DailyLogHandler, *messages: str) -> None:
     handler.close()
 
 
-def last_written_yesterday(path) -> float:
-    """Set the file's modification time back a day (as if the clock had passed midnight); return it."""
-    yesterday = time.time() - 86400
-    os.utime(path, (yesterday, yesterday))
-    return yesterday
+def test_todays_file_is_appended_to_and_no_other_file_is_made(tmp_path):
+    today = log_file_for(tmp_path, date.today())
+    today.write_text("earlier\n", encoding="utf-8")
+    write_with(DailyLogHandler(str(tmp_path), purge_days=3), "now")
+    assert today.read_text(encoding="utf-8") == "earlier\nnow\n"
+    assert [p.name for p in tmp_path.iterdir()] == [today.name]
 
 
-def assert_rotated(path, yesterday: float, old: str, new: str) -> None:
-    """`path` holds `new`; yesterday's lines, `old`, went to <file>.YYYY-MM-DD of yesterday."""
-    rotated = path.with_name(f"{LOG_FILE}.{date.fromtimestamp(yesterday).isoformat()}")
-    assert rotated.read_text(encoding="utf-8") == old
-    assert path.read_text(encoding="utf-8") == new
-
-
-def test_a_log_written_today_is_appended_to_without_the_rotating_handler(tmp_path):
-    path = tmp_path / LOG_FILE
-    path.write_text("earlier\n", encoding="utf-8")
-    handler = DailyLogHandler(str(path), backup_count=3)
-    plain = not handler.rotating
-    write_with(handler, "now")
-    if time.time() < handler.plain_until:  # not in the last hour before midnight
-        assert plain
-    assert path.read_text(encoding="utf-8") == "earlier\nnow\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [LOG_FILE]
-
-
-def test_a_log_last_written_yesterday_is_rotated_to_yesterdays_name_on_the_first_line(tmp_path):
-    path = tmp_path / LOG_FILE
-    path.write_text("yesterday\n", encoding="utf-8")
-    yesterday = last_written_yesterday(path)
-    handler = DailyLogHandler(str(path), backup_count=3)
-    assert handler.rotating
-    write_with(handler, "today")
-    assert_rotated(path, yesterday, "yesterday\n", "today\n")
-
-
-def test_a_run_reaching_midnight_hands_over_to_the_rotating_handler(tmp_path):
-    path = tmp_path / LOG_FILE
-    handler = DailyLogHandler(str(path), backup_count=3)
+def test_a_run_passing_midnight_goes_on_in_the_next_days_file_renaming_nothing(tmp_path):
+    now = [time.time()]
+    handler = DailyLogHandler(str(tmp_path), purge_days=3, clock=lambda: now[0])
     handler.setFormatter(logging.Formatter("%(message)s"))
-    handler.handle(record("before"))
-    yesterday = last_written_yesterday(path)
-    handler.plain_until = 0
-    write_with(handler, "after")
-    assert_rotated(path, yesterday, "before\n", "after\n")
+    handler.handle(record("before midnight"))
+    now[0] = handler.until + 1  # the clock passes midnight during the run
+    write_with(handler, "after midnight")
+    today = date.fromtimestamp(now[0] - 2)
+    assert log_file_for(tmp_path, today).read_text(encoding="utf-8") == "before midnight\n"
+    assert log_file_for(tmp_path, today + timedelta(days=1)).read_text(encoding="utf-8") == "after midnight\n"
 
 
-def test_rotated_logs_beyond_the_backup_count_are_deleted(tmp_path):
-    path = tmp_path / LOG_FILE
+def test_files_older_than_log_purge_days_are_deleted_with_the_older_rotated_names(tmp_path):
+    today = date.today()
     for days in range(1, 6):
-        (tmp_path / f"{LOG_FILE}.{(date.today() - timedelta(days=days + 1)).isoformat()}").write_text("old\n")
-    path.write_text("yesterday\n", encoding="utf-8")
-    last_written_yesterday(path)
-    write_with(DailyLogHandler(str(path), backup_count=2), "today")
-    assert len([p for p in tmp_path.iterdir() if p.name.startswith(LOG_FILE + ".")]) == 2
+        log_file_for(tmp_path, today - timedelta(days=days)).write_text("old\n")
+        (tmp_path / f"bobo_processor.log.{(today - timedelta(days=days)).isoformat()}").write_text("older\n")
+    (tmp_path / "wrapper_2020-01-01.log").write_text("not ours to purge\n")
+    write_with(DailyLogHandler(str(tmp_path), purge_days=2), "today")
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    assert kept == sorted([log_file_for(tmp_path, today - timedelta(days=d)).name for d in (0, 1, 2)]
+                          + [f"bobo_processor.log.{(today - timedelta(days=d)).isoformat()}" for d in (1, 2)]
+                          + ["wrapper_2020-01-01.log"])
+
+
+def test_log_purge_days_0_keeps_every_day(tmp_path):
+    old = log_file_for(tmp_path, date.today() - timedelta(days=400))
+    old.write_text("old\n")
+    write_with(DailyLogHandler(str(tmp_path), purge_days=0), "today")
+    assert old.exists()

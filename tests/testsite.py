@@ -16,6 +16,7 @@ import sys
 import time
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
@@ -187,7 +188,9 @@ class Site:
 
     @property
     def log_file(self) -> Path:
-        return self.log_dir / "bobo_processor.log"
+        """Today's log file (bobo_processor_YYYY-MM-DD.log)."""
+        from log_setup import log_file_for
+        return log_file_for(self.log_dir, date.today())
 
     def configure(self, **overrides: str) -> None:
         """Change settings for the runs that follow."""
