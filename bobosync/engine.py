@@ -352,7 +352,11 @@ def run_locked(settings: Settings, work: Callable[[BOBOProcessor], int], wait_se
                   "files in its folder", lock_path, f"{exc.strerror}: {exc.filename}" if exc.filename else exc)
         return EXIT_CONFIG
     if not held and wait_seconds > 0:
-        held = _wait_for(lock, lock_path, wait_seconds)
+        try:
+            held = _wait_for(lock, lock_path, wait_seconds)
+        except OSError as exc:
+            log.error("Cannot take the run lock %s (%s)", lock_path, exc)
+            return EXIT_CONFIG
         if not held:
             log.error("Another bobosync run still holds the lock after %g s, so nothing was done: try again in a "
                       "minute; if it stays held, a run is stuck (see the log)", wait_seconds)
@@ -376,6 +380,6 @@ def _wait_for(lock: "RunLock", lock_path: str, wait_seconds: float) -> bool:
     end = time.monotonic() + wait_seconds
     while time.monotonic() < end:
         time.sleep(0.5)
-        if lock.acquire():
+        if lock.acquire():  # an OSError here is run_locked's, as for the first try: exit 2 naming the lock
             return True
     return False
