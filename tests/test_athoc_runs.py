@@ -88,7 +88,7 @@ def test_duty_updates_go_out_before_a_slow_mapping_sync_which_resumes_next_run(s
     sim.seed_users(2500, first_collar=30001)  # three pages
     make_sync_due(site)
     site.write("a.csv", row("BON", 10001, ON))
-    sim.fail("search/basic", delay=3.0, times=None)  # each page slow, though inside the timeout
+    sim.fail("search/basic", delay=2.0, times=None)  # each page slow, though inside the timeout
     began = time.monotonic()
     first = site.run()
     assert time.monotonic() - began < 14, first.stdout  # the run kept to its deadline
