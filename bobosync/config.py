@@ -193,14 +193,31 @@ def proxy_problems(settings: "Settings") -> Tuple[List[str], List[str]]:
     return problems, warnings
 
 
+ENV_DIRS_VAR = "BOBOSYNC_TEST_ENV_DIRS"  # test hook (failpoints.py): the folders searched for .env instead
+
+
+def env_file_candidates() -> List[Path]:
+    """Where a .env file is looked for, in order: bobosync/.env, then the project root's (the test hook
+    BOBOSYNC_TEST_ENV_DIRS names other folders, so that the suite never reads the operator's file)."""
+    folders = os.environ.get(ENV_DIRS_VAR)
+    if folders is None:
+        return [BOBOSYNC_DIR / ".env", PROJECT_DIR / ".env"]
+    return [Path(folder) / ".env" for folder in folders.split(os.pathsep) if folder]
+
+
 def find_env_file(explicit: Optional[str] = None) -> Optional[Path]:
-    """The .env to read: --env-file if given, else bobosync/.env, else the project root's."""
+    """The .env to read: --env-file if given (it wins), else bobosync/.env, else the project root's."""
     if explicit:
         return Path(explicit).expanduser()
-    for candidate in (BOBOSYNC_DIR / ".env", PROJECT_DIR / ".env"):
+    for candidate in env_file_candidates():
         if candidate.is_file():
             return candidate
     return None
+
+
+def no_env_file_source() -> str:
+    """What a ConfigError says it read when no .env file was found: the paths searched."""
+    return "the environment; no .env file found at " + " or ".join(str(c) for c in env_file_candidates())
 
 
 class _Reader:
@@ -294,7 +311,7 @@ def read_some(names: Tuple[str, ...], env_file: Optional[str] = None,
     reader = _Reader(_read_environment(path, os.environ if environ is None else environ))
     values = {s.name: reader.read(s) for s in SETTINGS if s.name in names}
     if reader.problems:
-        raise ConfigError(reader.problems, str(path) if path else "the environment; no .env file found")
+        raise ConfigError(reader.problems, str(path) if path else no_env_file_source())
     return values
 
 
@@ -311,7 +328,7 @@ def load_settings(env_file: Optional[str] = None, environ: Optional[Mapping[str,
     reader.problems.extend(proxy_errors)
     reader.problems.extend(overlapping_folders(settings))
     if reader.problems:
-        raise ConfigError(reader.problems, str(path) if path else "the environment; no .env file found")
+        raise ConfigError(reader.problems, str(path) if path else no_env_file_source())
     return settings
 
 
