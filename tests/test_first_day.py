@@ -5,8 +5,10 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
-from conftest import ROOT, SETTING_NAMES
+from config import load_settings
+from conftest import ENTRY, ROOT, SETTING_NAMES, env_for
 
 HOSTILE_ENV_FILE = """\
 ATHOC_SERVER_URL=https://athoc.force.invalid
@@ -60,3 +62,51 @@ def test_the_suite_ignores_the_operators_env_file_and_environment(tmp_path):
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert (checkout / "bobosync" / ".env").read_text(encoding="utf-8") == HOSTILE_ENV_FILE
     assert not (ROOT / "bobosync" / ".env").exists() or (ROOT / "bobosync" / ".env").read_text() != HOSTILE_ENV_FILE
+
+
+# --- mistakes in .env are named ---
+
+def _clean_environ() -> dict:
+    """This process's environment without any bobosync setting."""
+    return {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
+
+
+def site_env_file(sim, work: Path, *extra: str) -> Path:
+    """A .env file in `work` for a site whose AtHoc is `sim`, its folders and database inside `work`, with
+    the lines `extra` after the settings."""
+    lines = [f"{k}={v}" for k, v in env_for(sim, work).items()] + list(extra)
+    env_file = work / "site.env"
+    env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return env_file
+
+
+def cli(*args: str, env: Optional[dict] = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """The real entry point as Task Scheduler or a person starts it, from the project root."""
+    return subprocess.run([sys.executable, ENTRY, *args], cwd=ROOT, env=env or _clean_environ(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_misspelt_and_duplicate_names_in_env_are_warned_with_the_line_and_the_closest_setting(tmp_path):
+    """Rule: a name in .env that is no setting, or a name set twice, is a warning naming the line (and the
+    closest setting's name), never silently ignored."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("ATHOC_SERVER_URL=http://127.0.0.1:1\nCLIENT_ID=c\nCLIENT_SECRET=s\nAPIUSER=u\n"
+                        "PASSWORD=p\nORG_CODE=DEMO\n# a comment\n\nMOVE_PROCESSED_FILE=true\nLOGLEVEL=DEBUG\n"
+                        "BATCH_SIZE=5\nBATCH_SIZE=7\nWHATEVER_THIS_IS=1\n", encoding="utf-8")
+    settings = load_settings(str(env_file), environ={})
+    text = "\n".join(settings.warnings)
+    assert f"{env_file} line 9: MOVE_PROCESSED_FILE is not a bobosync setting and is ignored; did you mean " \
+           f"MOVE_PROCESSED_FILES?" in text
+    assert "line 10: LOGLEVEL is not a bobosync setting and is ignored; did you mean LOG_LEVEL?" in text
+    assert "line 12 sets BATCH_SIZE again (first set at line 11): the value at line 12 is used" in text
+    assert "WHATEVER_THIS_IS is not a bobosync setting and is ignored\n" in text + "\n"
+    assert settings.batch_size == 7 and settings.move_processed_files is False
+    assert "p" not in [w.rsplit(" ", 1)[-1] for w in settings.warnings]  # no value is shown
+
+
+def test_check_shows_a_misspelt_setting_as_a_warn_line(sim, tmp_path):
+    """Rule: --check shows each .env warning as a WARN line."""
+    env_file = site_env_file(sim, tmp_path, "MOVE_PROCESSED_FILE=true")
+    result = cli("--check", "--env-file", str(env_file))
+    warn = [line for line in result.stdout.splitlines() if "MOVE_PROCESSED_FILE " in line]
+    assert warn and warn[0].startswith("WARN") and "did you mean MOVE_PROCESSED_FILES?" in warn[0], result.stdout
