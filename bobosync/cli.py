@@ -104,7 +104,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from task_xml import task_xml_command
         return task_xml_command(user=args.user, out=args.out, env_file=args.env_file)
     try:
-        settings = load_settings(args.env_file)
+        settings = load_settings(args.env_file, local=args.status)  # --status is local: no AtHoc credentials needed
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG

@@ -197,8 +197,9 @@ class _Reader:
     """Reads each setting from the raw values, collecting problems and warnings instead of
     stopping at the first one."""
 
-    def __init__(self, raw: Mapping[str, str]):
+    def __init__(self, raw: Mapping[str, str], local: bool = False):
         self.raw = raw
+        self.local = local  # only the settings of local work are needed: AtHoc's may be missing
         self.problems: List[str] = []
         self.warnings: List[str] = []
 
@@ -220,6 +221,8 @@ class _Reader:
             self.problems.append(f"{s.name} holds bytes that are not text in this computer's encoding: "
                                  f"set it again (in .env, saved as UTF-8)")
             return DEFAULTS.get(s.attr, "")
+        if self.local and s.required and not text:
+            return ""
         try:
             value = s.parse(text)
             return s.check(s, text, value, self.warnings) if s.check else value
@@ -274,13 +277,15 @@ def read_some(names: Tuple[str, ...], env_file: Optional[str] = None,
     return values
 
 
-def load_settings(env_file: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> Settings:
+def load_settings(env_file: Optional[str] = None, environ: Optional[Mapping[str, str]] = None,
+                  local: bool = False) -> Settings:
     """Read and validate every setting; raise ConfigError naming each bad or missing one. Secrets written as
-    keyring are read from the credential store when first needed: Settings.read_stored_secrets."""
+    keyring are read from the credential store when first needed: Settings.read_stored_secrets. `local`: for
+    work that never reaches AtHoc (--status), AtHoc's address and credentials may be missing."""
     path = _env_path(env_file)
     environ = os.environ if environ is None else environ
     raw, file_warnings = _read_environment(path, environ)
-    reader = _Reader(raw)
+    reader = _Reader(raw, local)
     settings = Settings(**{s.attr: reader.read(s) for s in SETTINGS}, env_file=path)
     settings.secret_sources = _secret_sources(settings, environ)
     proxy_errors, proxy_warnings = proxy_problems(settings)

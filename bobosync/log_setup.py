@@ -12,6 +12,8 @@ from config import Settings
 
 LOG_PREFIX = "bobo_processor"  # the log of day D is bobo_processor_D.log (D as YYYY-MM-DD)
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+# one timestamp format in every output (the log, the console, --status, the database): schedule.stamp's
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _DATED = re.compile(r"bobo_processor(?:_|\.log\.)(\d{4}-\d{2}-\d{2})(?:\.log)?$")  # also older rotated names
 
 
@@ -157,13 +159,13 @@ def setup_logging(settings: Settings, console: bool = True) -> List[logging.Hand
     try:
         Path(settings.log_directory).mkdir(parents=True, exist_ok=True)
         file_handler = DailyLogHandler(str(settings.log_directory), settings.log_purge_days)
-        file_handler.setFormatter(logging.Formatter(FORMAT))
+        file_handler.setFormatter(logging.Formatter(FORMAT, TIME_FORMAT))
         handlers.append(file_handler)
     except OSError as exc:
         problem = f"cannot write the log in LOG_DIRECTORY {settings.log_directory}: {exc}; logging to the console only"
     if console or problem:
         console_handler = logging.StreamHandler(sys.stdout)
-        console_handler.setFormatter(ConsoleFormatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
+        console_handler.setFormatter(ConsoleFormatter("%(asctime)s %(levelname)-7s %(message)s", TIME_FORMAT))
         handlers.append(console_handler)
     for handler in handlers:
         handler.addFilter(secret_filter)

@@ -1,6 +1,8 @@
 """A first day at a real site: the suite on a machine set up for real, and what an operator sees from
 --check, --status, --dry-run, --version and a misspelt .env (issue 16)."""
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -110,3 +112,69 @@ def test_check_shows_a_misspelt_setting_as_a_warn_line(sim, tmp_path):
     result = cli("--check", "--env-file", str(env_file))
     warn = [line for line in result.stdout.splitlines() if "MOVE_PROCESSED_FILE " in line]
     assert warn and warn[0].startswith("WARN") and "did you mean MOVE_PROCESSED_FILES?" in warn[0], result.stdout
+
+
+# --- --status a monitoring script can trust ---
+
+STAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
+
+
+def local_env(work: Path, **overrides: str) -> dict:
+    """The environment of a site with its folders in `work` and no AtHoc credentials at all."""
+    env = _clean_environ()
+    env.update(CSV_DIRECTORY=str(work / "in"), PROCESSED_DIRECTORY=str(work / "done"),
+               FAILED_FILES_DIRECTORY=str(work / "failed"), DB_PATH=str(work / "bobo.db"),
+               LOG_DIRECTORY=str(work / "logs"), **overrides)
+    return env
+
+
+def test_status_reports_a_missing_csv_folder_as_a_configuration_error_and_exits_2(tmp_path):
+    """Rule: --status with CSV_DIRECTORY missing says so as a configuration error and exits 2, as every run
+    does; it does not print 'Files waiting: 0'. It needs no AtHoc credentials (it is local)."""
+    result = cli("--status", env=local_env(tmp_path))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"Configuration error: CSV_DIRECTORY {tmp_path / 'in'} does not exist" in result.stdout
+    assert "Files waiting:       unknown" in result.stdout and "Files waiting:       0" not in result.stdout
+    report = json.loads(cli("--status", "--json", env=local_env(tmp_path)).stdout)
+    assert report["files_waiting"] is None and report["problems"]
+
+
+def test_status_works_without_athoc_credentials(tmp_path):
+    """Rule: --status is local: no ATHOC_SERVER_URL, CLIENT_ID, ... needed; exit 0 when all is well."""
+    (tmp_path / "in").mkdir()
+    result = cli("--status", env=local_env(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Files waiting:       0 to send" in result.stdout
+
+
+def test_status_does_not_count_confirmed_files_that_stay_with_move_processed_files_false(sim, tmp_path):
+    """Rule: with MOVE_PROCESSED_FILES=false, files AtHoc already confirmed stay in the folder but are not
+    counted as waiting: --status counts only what a run would still send."""
+    sim.seed_users(5)
+    env = {**_clean_environ(), **env_for(sim, tmp_path, MOVE_PROCESSED_FILES="false")}
+    inbox = tmp_path / "crown_files"
+    inbox.mkdir()
+    (inbox / "a.csv").write_text("Employee_ID,Status,Timestamp\n10001,On Duty,2024-10-01 07:00:00\n",
+                                 encoding="utf-8")
+    assert cli(env=env).returncode == 0
+    assert (inbox / "a.csv").exists()
+    (inbox / "b.csv").write_text("Employee_ID,Status,Timestamp\n10002,On Duty,2024-10-01 07:00:00\n",
+                                 encoding="utf-8")
+    report = json.loads(cli("--status", "--json", env=env).stdout)
+    assert report["files_waiting"] == 1, report
+    page = cli("--status", env=env).stdout
+    assert "Files waiting:       1 to send" in page
+
+
+def test_every_timestamp_in_the_log_the_console_and_status_has_one_format(sim, tmp_path):
+    """Rule: one timestamp format, YYYY-MM-DD HH:MM:SS, in the log file, on the console and in --status."""
+    sim.seed_users(5)
+    env = {**_clean_environ(), **env_for(sim, tmp_path)}
+    (tmp_path / "crown_files").mkdir()
+    run = cli(env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    for line in run.stdout.splitlines() + (tmp_path / "logs" / "bobo_processor.log").read_text().splitlines():
+        assert STAMP.match(line) and not re.match(r"\S+ \S+,\d{3} ", line), line
+    page = cli("--status", env=env).stdout
+    last_run = [line for line in page.splitlines() if line.startswith("Last run:")][0]
+    assert STAMP.search(last_run), page

@@ -348,7 +348,7 @@ def test_status_makes_no_network_call_and_reports_a_waiting_file(sim, work):
 
     assert sim.requests == []
     assert live.returncode == 0 and unreachable.returncode == 0, live.stderr + unreachable.stderr
-    assert "Files waiting:       1 in" in live.stdout
+    assert "Files waiting:       1 to send in" in live.stdout
     report = json.loads(unreachable.stdout)
     assert report["files_waiting"] == 1 and report["oldest_waiting_seconds"] is not None
     assert report["files_failed"] == 0
