@@ -178,3 +178,42 @@ def test_every_timestamp_in_the_log_the_console_and_status_has_one_format(sim, t
     page = cli("--status", env=env).stdout
     last_run = [line for line in page.splitlines() if line.startswith("Last run:")][0]
     assert STAMP.search(last_run), page
+
+
+# --- commands that keep their word ---
+
+def test_check_changes_nothing_and_its_closing_line_counts_pass_warn_and_fail(sim, tmp_path):
+    """Rule: --check creates no folder and no database, even when it fails, and says what a run would create;
+    its closing line counts PASS, WARN and FAIL and never says 'all checks passed' next to a WARN or FAIL."""
+    sim.seed_users(3)
+    env_file = site_env_file(sim, tmp_path, "LOGLEVEL=DEBUG", f"ATHOC_SERVER_URL=http://127.0.0.1:{_closed_port()}")
+    (tmp_path / "crown_files").mkdir()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = cli("--check", "--env-file", str(env_file))
+    assert result.returncode == 1, result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no folder, no database, no log
+    assert "a run creates it" in result.stdout and "the first run creates it" in result.stdout
+    verdicts = [line.split()[0] for line in result.stdout.splitlines()[1:-1]]
+    last = result.stdout.splitlines()[-1]
+    assert last.startswith(f"Preflight: {verdicts.count('PASS')} PASS, {verdicts.count('WARN')} WARN, "
+                           f"{verdicts.count('FAIL')} FAIL."), result.stdout
+    assert "all checks passed" not in result.stdout.lower()
+
+
+def test_check_with_a_warn_and_no_fail_does_not_claim_all_passed(sim, tmp_path):
+    """Rule: a WARN is counted in the closing line, which then tells to read the WARN lines."""
+    sim.seed_users(3)
+    env_file = site_env_file(sim, tmp_path, "LOGLEVEL=DEBUG")
+    (tmp_path / "crown_files").mkdir()
+    result = cli("--check", "--env-file", str(env_file))
+    assert result.returncode == 0, result.stdout
+    last = result.stdout.splitlines()[-1]
+    assert " 0 FAIL" in last and " 0 WARN" not in last and "read the WARN lines" in last, result.stdout
+    assert "all checks passed" not in result.stdout.lower()
+
+
+def _closed_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
