@@ -88,6 +88,20 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> Any:
     return args
 
 
+def entry(argv: Optional[Sequence[str]] = None) -> int:
+    """main() as the script runs it: output closed early (`--check | head -2`) ends the command quietly, with
+    exit code 1 and no traceback. (A run's log lines go on to the log file: the console handler drops them.)"""
+    try:
+        code = main(argv)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        import os
+        devnull = os.open(os.devnull, os.O_WRONLY)  # so that the interpreter's last flush finds no closed pipe
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_RETRY
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The command line; returns the exit code."""
     args = parse_args(argv)

@@ -149,6 +149,17 @@ class ConsoleFormatter(logging.Formatter):
             record.exc_info, record.exc_text = saved
 
 
+class ConsoleHandler(logging.StreamHandler):
+    """The console: once its reader has gone (`| head -2`), its lines are dropped quietly; the log file keeps
+    them all and the run goes on."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if isinstance(sys.exc_info()[1], BrokenPipeError):
+            self.setLevel(logging.CRITICAL + 1)  # nothing more to a closed console
+            return
+        super().handleError(record)
+
+
 def setup_logging(settings: Settings, console: bool = True) -> List[logging.Handler]:
     """Attach the file and console handlers to the root logger; return them for teardown."""
     root = logging.getLogger()
@@ -164,7 +175,7 @@ def setup_logging(settings: Settings, console: bool = True) -> List[logging.Hand
     except OSError as exc:
         problem = f"cannot write the log in LOG_DIRECTORY {settings.log_directory}: {exc}; logging to the console only"
     if console or problem:
-        console_handler = logging.StreamHandler(sys.stdout)
+        console_handler = ConsoleHandler(sys.stdout)
         console_handler.setFormatter(ConsoleFormatter("%(asctime)s %(levelname)-7s %(message)s", TIME_FORMAT))
         handlers.append(console_handler)
     for handler in handlers:

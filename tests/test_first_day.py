@@ -217,3 +217,32 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _read_two_lines_then_close(args: list, env: dict) -> subprocess.CompletedProcess:
+    """The entry point with its output read as `| head -2` reads it: two lines, then the pipe closed."""
+    process = subprocess.Popen([sys.executable, ENTRY, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stderr is not None
+    head = [process.stdout.readline(), process.stdout.readline()]
+    process.stdout.close()
+    stderr = process.stderr.read()
+    code = process.wait(timeout=60)
+    return subprocess.CompletedProcess(args, code, "".join(head), stderr)
+
+
+def test_no_command_prints_a_traceback_when_its_output_is_closed_early(sim, tmp_path):
+    """Rule: `--check | head -2` (and a run's console read the same way) ends without a traceback; a run
+    goes on and its log file gets every line."""
+    sim.seed_users(3)
+    sim.fail("search/basic", None, delay=0.5, times=None)  # the output goes on after the reader has gone
+    env = {**_clean_environ(), **env_for(sim, tmp_path)}
+    (tmp_path / "crown_files").mkdir()
+    check = _read_two_lines_then_close(["--check"], env)
+    assert "Traceback" not in check.stderr and "Exception ignored" not in check.stderr, check.stderr
+    assert check.returncode == 1 and check.stdout.startswith("bobosync preflight")
+    run = _read_two_lines_then_close([], env)
+    assert "Traceback" not in run.stderr and "Logging error" not in run.stderr, run.stderr
+    assert run.returncode == 0
+    last = (tmp_path / "logs" / "bobo_processor.log").read_text(encoding="utf-8").splitlines()[-1]
+    assert "Nothing to do" in last or "Run done" in last, last  # the run went on to its end
