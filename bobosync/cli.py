@@ -125,7 +125,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.status:
         from status_report import print_status
         return print_status(settings, as_json=args.json)
-    handlers = setup_logging(settings)
+    handlers = setup_logging(settings, mode="dry-run" if args.dry_run else "")
     try:
         return _run_mode(args, settings)
     finally:

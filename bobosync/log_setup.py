@@ -160,8 +160,9 @@ class ConsoleHandler(logging.StreamHandler):
         super().handleError(record)
 
 
-def setup_logging(settings: Settings, console: bool = True) -> List[logging.Handler]:
-    """Attach the file and console handlers to the root logger; return them for teardown."""
+def setup_logging(settings: Settings, console: bool = True, mode: str = "") -> List[logging.Handler]:
+    """Attach the file and console handlers to the root logger; return them for teardown. `mode` (dry-run)
+    marks every line of the log file, so that no line of a command that sends nothing reads like a run's."""
     root = logging.getLogger()
     root.setLevel(getattr(logging, settings.log_level))
     secret_filter = SecretFilter(settings.secrets, settings)
@@ -170,7 +171,8 @@ def setup_logging(settings: Settings, console: bool = True) -> List[logging.Hand
     try:
         Path(settings.log_directory).mkdir(parents=True, exist_ok=True)
         file_handler = DailyLogHandler(str(settings.log_directory), settings.log_purge_days)
-        file_handler.setFormatter(logging.Formatter(FORMAT, TIME_FORMAT))
+        shown = FORMAT.replace("%(name)s", f"[{mode}] %(name)s") if mode else FORMAT
+        file_handler.setFormatter(logging.Formatter(shown, TIME_FORMAT))
         handlers.append(file_handler)
     except OSError as exc:
         problem = f"cannot write the log in LOG_DIRECTORY {settings.log_directory}: {exc}; logging to the console only"

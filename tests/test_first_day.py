@@ -246,3 +246,21 @@ def test_no_command_prints_a_traceback_when_its_output_is_closed_early(sim, tmp_
     assert run.returncode == 0
     last = (tmp_path / "logs" / "bobo_processor.log").read_text(encoding="utf-8").splitlines()[-1]
     assert "Nothing to do" in last or "Run done" in last, last  # the run went on to its end
+
+
+def test_dry_run_lines_in_the_production_log_are_marked(sim, tmp_path):
+    """Rule: every line --dry-run writes to the log file is marked [dry-run], so none reads like a real run's;
+    a real run's lines are not marked."""
+    sim.seed_users(3)
+    env = {**_clean_environ(), **env_for(sim, tmp_path)}
+    (tmp_path / "crown_files").mkdir()
+    (tmp_path / "crown_files" / "a.csv").write_text("Employee_ID,Status,Timestamp\n10001,On Duty,"
+                                                    "2024-10-01 07:00:00\n", encoding="utf-8")
+    log_file = tmp_path / "logs" / "bobo_processor.log"
+    dry = cli("--dry-run", env=env)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    dry_lines = log_file.read_text(encoding="utf-8").splitlines()
+    assert dry_lines and all(" [dry-run] " in line for line in dry_lines), dry_lines
+    assert cli(env=env).returncode == 0
+    run_lines = log_file.read_text(encoding="utf-8").splitlines()[len(dry_lines):]
+    assert run_lines and not any("[dry-run]" in line for line in run_lines)
