@@ -82,6 +82,12 @@ def site_env_file(sim, work: Path, *extra: str) -> Path:
     return env_file
 
 
+def _log_lines(work: Path) -> list:
+    """Every line of the site's log files (one per day: bobo_processor_YYYY-MM-DD.log), oldest first."""
+    return [line for path in sorted((work / "logs").glob("bobo_processor*.log"))
+            for line in path.read_text(encoding="utf-8").splitlines()]
+
+
 def cli(*args: str, env: Optional[dict] = None, timeout: float = 60) -> subprocess.CompletedProcess:
     """The real entry point as Task Scheduler or a person starts it, from the project root."""
     return subprocess.run([sys.executable, ENTRY, *args], cwd=ROOT, env=env or _clean_environ(),
@@ -173,7 +179,7 @@ def test_every_timestamp_in_the_log_the_console_and_status_has_one_format(sim, t
     (tmp_path / "crown_files").mkdir()
     run = cli(env=env)
     assert run.returncode == 0, run.stdout + run.stderr
-    for line in run.stdout.splitlines() + (tmp_path / "logs" / "bobo_processor.log").read_text().splitlines():
+    for line in run.stdout.splitlines() + _log_lines(tmp_path):
         assert STAMP.match(line) and not re.match(r"\S+ \S+,\d{3} ", line), line
     page = cli("--status", env=env).stdout
     last_run = [line for line in page.splitlines() if line.startswith("Last run:")][0]
@@ -244,7 +250,7 @@ def test_no_command_prints_a_traceback_when_its_output_is_closed_early(sim, tmp_
     run = _read_two_lines_then_close([], env)
     assert "Traceback" not in run.stderr and "Logging error" not in run.stderr, run.stderr
     assert run.returncode == 0
-    last = (tmp_path / "logs" / "bobo_processor.log").read_text(encoding="utf-8").splitlines()[-1]
+    last = _log_lines(tmp_path)[-1]
     assert "Nothing to do" in last or "Run done" in last, last  # the run went on to its end
 
 
@@ -256,11 +262,10 @@ def test_dry_run_lines_in_the_production_log_are_marked(sim, tmp_path):
     (tmp_path / "crown_files").mkdir()
     (tmp_path / "crown_files" / "a.csv").write_text("Employee_ID,Status,Timestamp\n10001,On Duty,"
                                                     "2024-10-01 07:00:00\n", encoding="utf-8")
-    log_file = tmp_path / "logs" / "bobo_processor.log"
     dry = cli("--dry-run", env=env)
     assert dry.returncode == 0, dry.stdout + dry.stderr
-    dry_lines = log_file.read_text(encoding="utf-8").splitlines()
+    dry_lines = _log_lines(tmp_path)
     assert dry_lines and all(" [dry-run] " in line for line in dry_lines), dry_lines
     assert cli(env=env).returncode == 0
-    run_lines = log_file.read_text(encoding="utf-8").splitlines()[len(dry_lines):]
+    run_lines = _log_lines(tmp_path)[len(dry_lines):]
     assert run_lines and not any("[dry-run]" in line for line in run_lines)
