@@ -32,6 +32,8 @@ def build_parser() -> "argparse.ArgumentParser":
         epilog="Exit codes: 0 done or nothing to do, 1 something left for the next run (it retries by itself), "
                "2 configuration error, 3 a person must act (credentials refused, a field unknown to AtHoc, a file set "
                "aside in the failed folder, a mapping sync held back). New here? Try --demo, then --check.")
+    from version import VERSION
+    parser.add_argument("--version", action="version", version=f"bobosync {VERSION}")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true",
                       help="show what would be sent and where each file would go; change nothing")

@@ -269,3 +269,14 @@ def test_dry_run_lines_in_the_production_log_are_marked(sim, tmp_path):
     assert cli(env=env).returncode == 0
     run_lines = _log_lines(tmp_path)[len(dry_lines):]
     assert run_lines and not any("[dry-run]" in line for line in run_lines)
+
+
+def test_version_prints_the_version_pyproject_and_the_changelog_name():
+    """Rule: --version prints bobosync's version, the one in pyproject.toml, and CHANGELOG.md has a section
+    for it."""
+    result = cli("--version")
+    assert result.returncode == 0
+    version = result.stdout.strip().split()[-1]
+    assert result.stdout.strip() == f"bobosync {version}"
+    assert f'version = "{version}"' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert f"## {version}" in (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
