@@ -280,3 +280,52 @@ def test_version_prints_the_version_pyproject_and_the_changelog_name():
     assert result.stdout.strip() == f"bobosync {version}"
     assert f'version = "{version}"' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert f"## {version}" in (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+
+
+# --- the Python recipe in README ---
+
+def _readme_recipe() -> str:
+    """The first Python block of README's "From Python", as written."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8").split("### From Python", 1)[1]
+    return text.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def _recipe_env(sim, work: Path, **overrides: str) -> dict:
+    env = {**_clean_environ(), **env_for(sim, work, **overrides)}
+    (work / "crown_files").mkdir(exist_ok=True)
+    return env
+
+
+def test_the_readme_python_recipe_works_when_there_is_nothing_to_do_and_logs_as_a_run(sim, tmp_path):
+    """Rule: README's Python recipe, run as written with no file ready, works (no IndexError); its steps
+    log as a run does and --status sees the batch as the last run."""
+    sim.seed_users(3)
+    env = _recipe_env(sim, tmp_path)
+    result = subprocess.run([sys.executable, "-c", _readme_recipe()], cwd=ROOT / "bobosync", env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    log_text = "\n".join(_log_lines(tmp_path))
+    assert "sync_worker_mappings() called by hand" in log_text and "process_file_batch() called by hand" in log_text
+    assert "Last run:            never" not in cli("--status", env=env).stdout
+
+
+def test_a_batch_sent_by_hand_waits_for_the_run_lock_and_sends_nothing_while_a_run_holds_it(sim, tmp_path):
+    """Rule: manual engine calls take the same lock as a run: while another process holds it, the call waits
+    LOCK_WAIT_SECONDS, then raises RunLockHeldError having sent nothing."""
+    from filelock import FileLock
+    sim.seed_users(3)
+    env = _recipe_env(sim, tmp_path, LOCK_WAIT_SECONDS="1")
+    (tmp_path / "crown_files" / "a.csv").write_text("Employee_ID,Status,Timestamp\n10001,On Duty,"
+                                                    "2024-10-01 07:00:00\n", encoding="utf-8")
+    code = ("from bobo_processor import BOBOProcessor\nfrom manual_run import RunLockHeldError\n"
+            "p = BOBOProcessor()\ntry:\n    p.process_file_batch(p.collect_csv_files())\n"
+            "except RunLockHeldError as exc:\n    print('HELD', exc)\n")
+    with FileLock(str(tmp_path / "bobo_mapping.db.lock")):
+        result = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "bobosync", env=env,
+                                capture_output=True, text=True, timeout=60)
+    assert result.stdout.startswith("HELD Another bobosync run still holds the lock"), result.stdout + result.stderr
+    assert "LOCK_WAIT_SECONDS" in result.stdout and "Traceback" not in result.stderr
+    assert sim.requests == [] and (tmp_path / "crown_files" / "a.csv").exists()
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "bobosync", env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert "HELD" not in result.stdout and not (tmp_path / "crown_files" / "a.csv").exists(), result.stderr
