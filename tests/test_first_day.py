@@ -329,3 +329,30 @@ def test_a_batch_sent_by_hand_waits_for_the_run_lock_and_sends_nothing_while_a_r
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "bobosync", env=env,
                             capture_output=True, text=True, timeout=60)
     assert "HELD" not in result.stdout and not (tmp_path / "crown_files" / "a.csv").exists(), result.stderr
+
+
+# --- installing ---
+
+def test_the_readme_starts_with_a_virtual_environment_and_its_windows_equivalent_in_two_commands():
+    """Rule: README's first command creates and uses a virtual environment (Debian 12's Python refuses
+    pip install), with the Windows equivalent beside it; "Try it" stays two commands."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8").split("## Try it", 1)[1].split("## Set up", 1)[0]
+    blocks = [block.split("\n", 1)[1] for block in text.split("```")[1::2]]  # each without its language line
+    posix, windows = [b.strip().splitlines() for b in blocks[:2]]
+    assert len(posix) == 2 and len(windows) == 2
+    assert posix[0].startswith("python3 -m venv .venv && .venv/bin/pip install")
+    assert windows[0].startswith("py -3 -m venv .venv && .venv\\Scripts\\pip install")
+    assert posix[1].startswith(".venv/bin/python ") and windows[1].startswith(".venv\\Scripts\\python ")
+
+
+def test_the_lock_file_pins_every_requirement_with_hashes():
+    """Rule: requirements.lock (pip-compile --generate-hashes) pins each package of requirements.txt, and every
+    package it holds, to one version with hashes, so pip install --require-hashes installs the same everywhere."""
+    lock = (ROOT / "requirements.lock").read_text(encoding="utf-8")
+    pins = re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\$", lock, flags=re.M)
+    entries = [e for e in re.split(r"\n(?=[A-Za-z0-9])", lock) if re.match(r"[A-Za-z0-9]", e)]  # one per package
+    assert pins and len(entries) == len(pins) and all("--hash=sha256:" in e for e in entries)
+    wanted = re.findall(r"^([A-Za-z0-9_.-]+)[<>=]", (ROOT / "requirements.txt").read_text(encoding="utf-8"), re.M)
+    names = {name.lower().replace("_", "-") for name, _ in pins}
+    assert {w.lower().replace("_", "-") for w in wanted} <= names
+    assert "pip-tools" not in (ROOT / "requirements-dev.txt").read_text(encoding="utf-8")
