@@ -311,7 +311,7 @@ class BOBOProcessor:
         if files or needs_retry or needs_person:
             log.info("Run done in %.1f s: %s; exit %d", time.monotonic() - started, total.summary(), code)
         else:
-            log.info("Nothing to do (%d file(s) settling)", self.inbox.settling)
+            log.info("Nothing to do%s", self.inbox.settling_note())
         return code
 
     def _send_batches(self, files: List[Path], started: float, deadline: float) -> Tuple[BatchResult, int]:
