@@ -318,3 +318,14 @@ def test_a_batch_sent_by_hand_waits_for_the_run_lock_and_sends_nothing_while_a_r
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT / "bobosync", env=env,
                             capture_output=True, text=True, timeout=60)
     assert "HELD" not in result.stdout and not (tmp_path / "crown_files" / "a.csv").exists(), result.stderr
+
+
+def test_times_inside_messages_have_the_same_format(sim, tmp_path):
+    """Rule: a time inside a message (when a backed-off mapping sync tries again) is written as every other
+    timestamp, YYYY-MM-DD HH:MM:SS, not HH:MM alone."""
+    env = {**clean_environ(), **env_for(sim, tmp_path)}  # no users in AtHoc: the mapping sync backs off
+    (tmp_path / "crown_files").mkdir()
+    run = cli(env=env)
+    assert run.returncode == 1
+    line = [line for line in log_lines(tmp_path) if "the next attempt is at" in line][0]
+    assert re.search(r"the next attempt is at \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\b", line), line
