@@ -69,12 +69,13 @@ def read_env_file(env_file: Path, known: Sequence[str]) -> Tuple[Dict[str, str],
     for binding in parse_stream(io.StringIO(env_file_text(env_file))):
         text = binding.original.string
         line = binding.original.line + len(text) - len(text.lstrip("\r\n"))
-        if binding.error:
+        if binding.key is None and not binding.error:
+            continue  # a comment or an empty line
+        key = binding.key or ""
+        if binding.error or binding.value is None or not _looks_like_a_name(key):
+            # the line is not shown: it may be a password pasted on a line of its own
             warnings.append(f"{env_file} line {line} is not NAME=value and is ignored")
             continue
-        if binding.key is None:
-            continue  # a comment or an empty line
-        key = binding.key
         if key in first_line:
             warnings.append(f"{env_file} line {line} sets {key} again (first set at line {first_line[key]}): "
                             f"the value at line {line} is used; remove the other line")
@@ -83,9 +84,13 @@ def read_env_file(env_file: Path, known: Sequence[str]) -> Tuple[Dict[str, str],
         if key not in known:
             warnings.append(f"{env_file} line {line}: {key} is not a bobosync setting and is ignored"
                             f"{_did_you_mean(key, known)}")
-        if binding.value is not None:
-            values[key] = binding.value
+        values[key] = binding.value
     return values, warnings
+
+
+def _looks_like_a_name(key: str) -> bool:
+    """Letters, digits and _, not starting with a digit: what a setting's name can be."""
+    return key.replace("_", "a").isalnum() and key.isascii() and not key[:1].isdigit()
 
 
 def _did_you_mean(key: str, known: Sequence[str]) -> str:

@@ -339,3 +339,19 @@ def test_times_inside_messages_have_the_same_format(sim, tmp_path):
     assert run.returncode == 1
     line = [line for line in log_lines(tmp_path) if "the next attempt is at" in line][0]
     assert re.search(r"the next attempt is at \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\b", line), line
+
+
+def test_a_line_of_env_that_is_no_setting_is_warned_without_showing_its_text(tmp_path):
+    """Rule: no secret in any output: a line that is not NAME=value (a password pasted on a line of its own)
+    is warned by its line number alone."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("PASSWORD=p\nhunter2-secret\nS3cr3t!=x\n", encoding="utf-8")
+    settings = load_settings(str(env_file), environ=_minimal_site())
+    text = "\n".join(settings.warnings)
+    assert "line 2 is not NAME=value" in text and "line 3 is not NAME=value" in text
+    assert "hunter2" not in text and "S3cr3t" not in text
+
+
+def _minimal_site() -> dict:
+    return dict(ATHOC_SERVER_URL="https://athoc.example", CLIENT_ID="c", CLIENT_SECRET="s", APIUSER="u",
+                ORG_CODE="DEMO")
