@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Scale benchmark (issue 6): the real entry point against the AtHoc simulator over loopback.
+"""Scale benchmark: the real entry point against the AtHoc simulator over loopback.
 
     python bench/bench.py            # full sizes: 50,000 users, 100,000-row shift change, 1M rows (minutes)
     python bench/bench.py --quick    # tiny sizes (seconds): correctness only, no target is judged

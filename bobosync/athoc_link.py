@@ -82,13 +82,13 @@ class AtHocLink:
             until = self._credentials.next_try()
             raise CredentialsBackoffError(
                 f"AtHoc refused the credentials {self._credentials.failures} time(s); to keep the service account "
-                f"from being locked, bobosync asks again at {until:%H:%M} or as soon as APIUSER, PASSWORD, "
+                f"from being locked, bobosync asks again at {until:%Y-%m-%d %H:%M:%S} or as soon as APIUSER, PASSWORD, "
                 f"CLIENT_ID or CLIENT_SECRET change. Fix them, then run --check")
 
     def _credentials_refused(self) -> None:
         until = self._credentials.failed(self.clock(), credentials_fingerprint(self.settings, self.db))
         log.error("AtHoc refused the credentials: bobosync asks again at %s, or as soon as they change in the "
-                  "settings (--check and --sync-mappings try at once)", f"{until:%H:%M}")
+                  "settings (--check and --sync-mappings try at once)", f"{until:%Y-%m-%d %H:%M:%S}")
 
     def unknown_field(self, outcomes: "Mapping[str, SyncOutcome]") -> bool:
         """True, and AtHoc calls stop with exit 3, when AtHoc said the duty field does not exist: every event

@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from bobo_db import BOBODatabase
-from cli import build_parser, main, parse_args
+from cli import build_parser, entry, main, parse_args
 from engine import BOBOProcessor
 
 __all__ = ["BOBOProcessor", "BOBOEntry", "BOBODatabase", "main", "build_parser", "parse_args"]  # noqa: F822 (BOBOEntry: __getattr__)
@@ -29,4 +29,4 @@ def __getattr__(name: str) -> Any:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

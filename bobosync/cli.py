@@ -32,6 +32,8 @@ def build_parser() -> "argparse.ArgumentParser":
         epilog="Exit codes: 0 done or nothing to do, 1 something left for the next run (it retries by itself), "
                "2 configuration error, 3 a person must act (credentials refused, a field unknown to AtHoc, a file set "
                "aside in the failed folder, a mapping sync held back). New here? Try --demo, then --check.")
+    from version import VERSION
+    parser.add_argument("--version", action="version", version=f"bobosync {VERSION}")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true",
                       help="show what would be sent and where each file would go; change nothing")
@@ -88,6 +90,20 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> Any:
     return args
 
 
+def entry(argv: Optional[Sequence[str]] = None) -> int:
+    """main() as the script runs it: output closed early (`--check | head -2`) ends the command quietly, with
+    exit code 1 and no traceback. (A run's log lines go on to the log file: the console handler drops them.)"""
+    try:
+        code = main(argv)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        import os
+        devnull = os.open(os.devnull, os.O_WRONLY)  # so that the interpreter's last flush finds no closed pipe
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_RETRY
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The command line; returns the exit code."""
     args = parse_args(argv)
@@ -104,14 +120,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from task_xml import task_xml_command
         return task_xml_command(user=args.user, out=args.out, env_file=args.env_file)
     try:
-        settings = load_settings(args.env_file)
+        settings = load_settings(args.env_file, local=args.status)  # --status is local: no AtHoc credentials needed
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
     if args.status:
         from status_report import print_status
         return print_status(settings, as_json=args.json)
-    handlers = setup_logging(settings)
+    handlers = setup_logging(settings, mode="dry-run" if args.dry_run else "")
     try:
         return _run_mode(args, settings)
     finally:

@@ -5,8 +5,6 @@ their .env files, see .env_safe); the Settings class and its reading and validat
 it. Every bad or missing value is collected and reported together in one ConfigError, so an operator
 fixes the whole file in one go.
 """
-import codecs
-import io
 import os
 import stat
 from pathlib import Path
@@ -16,6 +14,8 @@ from urllib.parse import quote
 from setting_table import (  # noqa: F401 - what callers import from config
     BOBOSYNC_DIR, DEFAULTS, ENVIRONMENT_NAMES, KEYRING_WORD, PROJECT_DIR, PROXY, SETTINGS, _FALLBACK_WARNINGS, _KINDS,
     Setting, resolve_path)
+from env_file import (  # noqa: F401 - what callers import from config
+    ENV_DIRS_VAR, EnvFileError, env_file_candidates, find_env_file, no_env_file_source, read_env_file)
 from url_secrets import (  # noqa: F401 - what callers import from config
     secret_forms, service_name, unusable_proxy_url, url_password, user_info, without_password, without_userinfo)
 
@@ -193,22 +193,13 @@ def proxy_problems(settings: "Settings") -> Tuple[List[str], List[str]]:
     return problems, warnings
 
 
-def find_env_file(explicit: Optional[str] = None) -> Optional[Path]:
-    """The .env to read: --env-file if given, else bobosync/.env, else the project root's."""
-    if explicit:
-        return Path(explicit).expanduser()
-    for candidate in (BOBOSYNC_DIR / ".env", PROJECT_DIR / ".env"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 class _Reader:
     """Reads each setting from the raw values, collecting problems and warnings instead of
     stopping at the first one."""
 
-    def __init__(self, raw: Mapping[str, str]):
+    def __init__(self, raw: Mapping[str, str], local: bool = False):
         self.raw = raw
+        self.local = local  # only the settings of local work are needed: AtHoc's may be missing
         self.problems: List[str] = []
         self.warnings: List[str] = []
 
@@ -230,6 +221,8 @@ class _Reader:
             self.problems.append(f"{s.name} holds bytes that are not text in this computer's encoding: "
                                  f"set it again (in .env, saved as UTF-8)")
             return DEFAULTS.get(s.attr, "")
+        if self.local and s.required and not text:
+            return ""
         try:
             value = s.parse(text)
             return s.check(s, text, value, self.warnings) if s.check else value
@@ -238,32 +231,18 @@ class _Reader:
             return DEFAULTS.get(s.attr, "")
 
 
-def _read_environment(env_file: Optional[Path], environ: Mapping[str, str]) -> Dict[str, str]:
-    """Values from the .env file, overridden by the process environment."""
+def _read_environment(env_file: Optional[Path], environ: Mapping[str, str]) -> Tuple[Dict[str, str], List[str]]:
+    """Values from the .env file, overridden by the process environment, and the .env file's warnings (names
+    that are no setting, names set twice)."""
     raw: Dict[str, str] = {}
+    warnings: List[str] = []
     if env_file is not None:
-        from dotenv import dotenv_values  # only when there is a file: a run's start-up is most of an idle run
-        # interpolate=False: a value is taken as written (python-dotenv would turn ab${HOME}cd into ab/rootcd)
-        values = dotenv_values(stream=io.StringIO(_env_file_text(env_file)), interpolate=False)
-        raw.update({k: v for k, v in values.items() if v is not None})
+        try:
+            raw, warnings = read_env_file(env_file, ENVIRONMENT_NAMES)
+        except EnvFileError as exc:
+            raise ConfigError([str(exc)]) from None
     raw.update(environ)
-    return raw
-
-
-def _env_file_text(env_file: Path) -> str:
-    """The .env file's text: UTF-8, with or without the byte-order mark Notepad and PowerShell 5.1 write."""
-    try:
-        data = env_file.read_bytes()
-    except OSError as exc:
-        raise ConfigError([f"{env_file} cannot be read ({exc.strerror}): check the file's permissions"]) from None
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[:exc.start].count(b"\n") + 1
-        raise ConfigError([f"{env_file} line {line} is not UTF-8 text: save the file as UTF-8 "
-                           f"(Notepad: File, Save as, Encoding UTF-8)"]) from None
+    return raw, warnings
 
 
 def _env_file_warnings(env_file: Optional[Path], sources: Mapping[str, str]) -> List[str]:
@@ -291,27 +270,31 @@ def read_some(names: Tuple[str, ...], env_file: Optional[str] = None,
     """The values of the settings `names` alone, by name, validated; ConfigError naming the bad ones. For the
     commands that need a few settings before the others can all be read (--store-secret, --task-xml)."""
     path = _env_path(env_file)
-    reader = _Reader(_read_environment(path, os.environ if environ is None else environ))
+    reader = _Reader(_read_environment(path, os.environ if environ is None else environ)[0])
     values = {s.name: reader.read(s) for s in SETTINGS if s.name in names}
     if reader.problems:
-        raise ConfigError(reader.problems, str(path) if path else "the environment; no .env file found")
+        raise ConfigError(reader.problems, str(path) if path else no_env_file_source())
     return values
 
 
-def load_settings(env_file: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> Settings:
+def load_settings(env_file: Optional[str] = None, environ: Optional[Mapping[str, str]] = None,
+                  local: bool = False) -> Settings:
     """Read and validate every setting; raise ConfigError naming each bad or missing one. Secrets written as
-    keyring are read from the credential store when first needed: Settings.read_stored_secrets."""
+    keyring are read from the credential store when first needed: Settings.read_stored_secrets. `local`: for
+    work that never reaches AtHoc (--status), AtHoc's address and credentials may be missing."""
     path = _env_path(env_file)
     environ = os.environ if environ is None else environ
-    reader = _Reader(_read_environment(path, environ))
+    raw, file_warnings = _read_environment(path, environ)
+    reader = _Reader(raw, local)
     settings = Settings(**{s.attr: reader.read(s) for s in SETTINGS}, env_file=path)
     settings.secret_sources = _secret_sources(settings, environ)
     proxy_errors, proxy_warnings = proxy_problems(settings)
-    settings.warnings = reader.warnings + proxy_warnings + _env_file_warnings(path, settings.secret_sources)
+    settings.warnings = [*file_warnings, *reader.warnings, *proxy_warnings,
+                         *_env_file_warnings(path, settings.secret_sources)]
     reader.problems.extend(proxy_errors)
     reader.problems.extend(overlapping_folders(settings))
     if reader.problems:
-        raise ConfigError(reader.problems, str(path) if path else "the environment; no .env file found")
+        raise ConfigError(reader.problems, str(path) if path else no_env_file_source())
     return settings
 
 

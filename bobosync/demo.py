@@ -24,7 +24,7 @@ BON,10237,P0045515,20241341,071000,20241001071010,1,,,
 BOF,10234,P0045512,20241001,151003,20241001151020,1,51.507200,-0.127600,12.5
 """
 # Layout B, with a header: 10235's book-off, and 10236 books on. Its older book-on for 10234
-# is stale: the export above already has a later book-off for 10234.
+# is superseded: the export above already has a later book-off for 10234.
 EXPORT_B = """Employee_ID,Status,Timestamp
 10235,Off Duty,2024-10-01 16:00:00
 10236,On Duty,2024-10-01 16:05:00
@@ -91,9 +91,9 @@ def run_demo() -> int:
         print(f"\nExit code {code}. Who is on duty in AtHoc after the run:\n{_duty_table(sim, logins)}\n")
         print(f"Where every file went:\n{_files_under(root)}\n")
         print("What to notice: 10234 booked off (its book-off is the latest event, so the older book-on in the "
-              "second file was stale and not sent); 10235 booked off; 10236 is on duty since 16:05; 55555 is "
+              "second file was superseded and not sent); 10235 booked off; 10236 is on duty since 16:05; 55555 is "
               "nobody in AtHoc: its event is kept as pending (sent if a user gets that collar number), never "
               "created; the row with month 13 was rejected and the rest of its file went on.")
-        print("The demo workspace and the simulator are removed now. Next: copy .env_safe to .env, fill it in, "
-              "and run --check.")
+        print("The demo workspace and the simulator are removed now. Next: copy .env_safe to bobosync/.env, "
+              "fill it in, and run --check.")
     return code

@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar, cast
 
 from athoc_link import AtHocLink
 from bobo_db import BOBODatabase
@@ -30,7 +30,6 @@ from schedule import is_due, stamp
 if TYPE_CHECKING:
     from clock_check import ClockCheck
     from pending import PendingEvents
-    from run_lock import RunLock
     from athoc_client import AtHocClient
     from athoc_types import SyncOutcome
     from bobo_csv import BOBOEntry
@@ -42,6 +41,24 @@ log = logging.getLogger("bobosync")
 
 SYNC_MARGIN_SECONDS = 5  # a mapping sync stops reading pages this long before the run's deadline
 PURGE_INTERVAL = timedelta(hours=1)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _like_a_run(method: _F) -> _F:
+    """A step that, called by hand, takes the run lock and logs as a run does (manual_run.py)."""
+    def by_hand(self: "BOBOProcessor", *args: Any, **kwargs: Any) -> Any:
+        if self.lock_held:
+            return method(self, *args, **kwargs)
+        from manual_run import as_a_run
+        with as_a_run(self, f"{method.__name__}()"):
+            result = method(self, *args, **kwargs)
+            if isinstance(result, BatchResult):
+                self._record_run(result)  # --status shows it as the last run
+            return result
+    by_hand.__name__, by_hand.__doc__ = method.__name__, method.__doc__
+    return cast(_F, by_hand)
 
 
 @contextmanager
@@ -71,6 +88,7 @@ class BOBOProcessor:
         self.cleanup = Cleanup(self.settings, self.db, self.link)
         self._pending: Optional[PendingEvents] = None
         self._clock_check: Optional[ClockCheck] = None
+        self.lock_held = False  # True while this process holds the run lock (run_locked, or a step called by hand)
 
     # --- the steps a run with nothing to do never needs (imported on first use) ---
 
@@ -105,6 +123,7 @@ class BOBOProcessor:
         """Whether the mapping sync is due (see MappingSync.due)."""
         return self.mappings.due(now or self.clock())
 
+    @_like_a_run
     def sync_worker_mappings(self) -> bool:
         """Replace the mappings from a complete AtHoc listing; on error or no users, keep them."""
         return self._sync_with(None) == "done"
@@ -142,10 +161,13 @@ class BOBOProcessor:
         crash_point("after_parse")
         return plan_updates(winners, reports, self.db, self.settings, result)
 
+    @_like_a_run
     def process_file_batch(self, files: Sequence[Path]) -> BatchResult:
         """Send the newest event per employee of these files to AtHoc, then record and move the files."""
         started = time.monotonic()
         result = BatchResult(files=len(files))
+        if not files:
+            return result
         with _collector_paused():
             if not self._connected():  # AtHoc's Date tells whether this server's clock can be trusted
                 log.error("The %d file(s) of this batch stay in %s for the next run", len(files),
@@ -190,10 +212,12 @@ class BOBOProcessor:
         """Whether the cleanup of missed book-offs is due."""
         return self.cleanup.due(now or self.clock())
 
+    @_like_a_run
     def clear_old_duty_status(self, exclude: Sequence[str] = ()) -> List[str]:
         """Clear duty values older than AUTO_CLEANUP_HOURS (missed book-offs), except `exclude`."""
         return self.cleanup.run(self.clock(), exclude)
 
+    @_like_a_run
     def purge_processed_files(self) -> int:
         """Delete processed files older than PROCESSED_FILES_PURGE_DAYS (0 keeps them); at most hourly."""
         now = self.clock()
@@ -287,7 +311,7 @@ class BOBOProcessor:
         if files or needs_retry or needs_person:
             log.info("Run done in %.1f s: %s; exit %d", time.monotonic() - started, total.summary(), code)
         else:
-            log.info("Nothing to do (%d file(s) settling)", self.inbox.settling)
+            log.info("Nothing to do%s", self.inbox.settling_note())
         return code
 
     def _send_batches(self, files: List[Path], started: float, deadline: float) -> Tuple[BatchResult, int]:
@@ -342,7 +366,7 @@ def run_locked(settings: Settings, work: Callable[[BOBOProcessor], int], wait_se
     at once: the run holding it does the work. A command a person typed waits up to `wait_seconds`, saying so,
     and exits 1 if the lock stays held."""
     from run_lock import RunLock
-    lock_path = str(settings.db_path) + ".lock"
+    lock_path = str(settings.db_path) + ".lock"  # (manual_run.lock_path: the same file)
     lock = RunLock(lock_path)
     try:
         settings.db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -353,7 +377,8 @@ def run_locked(settings: Settings, work: Callable[[BOBOProcessor], int], wait_se
         return EXIT_CONFIG
     if not held and wait_seconds > 0:
         try:
-            held = _wait_for(lock, lock_path, wait_seconds)
+            from manual_run import wait_for_lock
+            held = wait_for_lock(lock, lock_path, wait_seconds)
         except OSError as exc:
             log.error("Cannot take the run lock %s (%s)", lock_path, exc)
             return EXIT_CONFIG
@@ -366,20 +391,10 @@ def run_locked(settings: Settings, work: Callable[[BOBOProcessor], int], wait_se
         return EXIT_OK
     try:
         processor = BOBOProcessor(settings)
+        processor.lock_held = True
         try:
             return work(processor)
         finally:
             processor.close()
     finally:
         lock.release()
-
-
-def _wait_for(lock: "RunLock", lock_path: str, wait_seconds: float) -> bool:
-    """Poll the lock twice a second for up to `wait_seconds`."""
-    log.info("Another bobosync run holds the lock (%s); waiting up to %g s for it to finish", lock_path, wait_seconds)
-    end = time.monotonic() + wait_seconds
-    while time.monotonic() < end:
-        time.sleep(0.5)
-        if lock.acquire():  # an OSError here is run_locked's, as for the first try: exit 2 naming the lock
-            return True
-    return False

@@ -9,6 +9,9 @@ program locks (a test running as root cannot use permissions for that).
 
 BOBOSYNC_TEST_BACKOFF_SCALE=<factor> scales the AtHoc client's waits between retries
 (back-off and Retry-After): 0 waits not at all, so the outage tests need not sleep.
+
+BOBOSYNC_TEST_ENV_DIRS=<folders, separated by os.pathsep> are searched for .env instead of bobosync/ and
+the project root (config.env_file_candidates), so that the suite never reads the operator's .env.
 """
 import os
 

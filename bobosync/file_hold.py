@@ -1,4 +1,4 @@
-"""Whether another program still has a file open (issue 19, finding 2).
+"""Whether another program still has a file open.
 
 On Windows, BOBO (or Excel, or a copy in progress) keeps an export open while it writes it, and a file
 can be quiet for longer than FILE_SETTLE_SECONDS and still be unfinished. Such a file is not settled:

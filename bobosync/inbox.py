@@ -120,6 +120,12 @@ class Inbox:
                         s.csv_directory, ", ".join(readable_name(n) for n in sorted(ahead)))
         return [path for _, _, path in found]
 
+    def settling_note(self) -> str:
+        """': 2 files still being written (...), for the next run', or '' when none is settling."""
+        n = self.settling
+        return (f": {n} file{'s' if n > 1 else ''} still being written (modified in the last "
+                f"{self.settings.file_settle_seconds:g} s), for the next run" if n else "")
+
     def _report_listing(self, not_files: List[str]) -> None:
         s = self.settings
         if not_files:

@@ -12,6 +12,8 @@ from config import Settings
 
 LOG_PREFIX = "bobo_processor"  # the log of day D is bobo_processor_D.log (D as YYYY-MM-DD)
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+# one timestamp format in every output (the log, the console, --status, the database): schedule.stamp's
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _DATED = re.compile(r"bobo_processor(?:_|\.log\.)(\d{4}-\d{2}-\d{2})(?:\.log)?$")  # also older rotated names
 
 
@@ -147,8 +149,20 @@ class ConsoleFormatter(logging.Formatter):
             record.exc_info, record.exc_text = saved
 
 
-def setup_logging(settings: Settings, console: bool = True) -> List[logging.Handler]:
-    """Attach the file and console handlers to the root logger; return them for teardown."""
+class ConsoleHandler(logging.StreamHandler):
+    """The console: once its reader has gone (`| head -2`), its lines are dropped quietly; the log file keeps
+    them all and the run goes on."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if isinstance(sys.exc_info()[1], BrokenPipeError):
+            self.setLevel(logging.CRITICAL + 1)  # nothing more to a closed console
+            return
+        super().handleError(record)
+
+
+def setup_logging(settings: Settings, console: bool = True, mode: str = "") -> List[logging.Handler]:
+    """Attach the file and console handlers to the root logger; return them for teardown. `mode` (dry-run)
+    marks every line of the log file, so that no line of a command that sends nothing reads like a run's."""
     root = logging.getLogger()
     root.setLevel(getattr(logging, settings.log_level))
     secret_filter = SecretFilter(settings.secrets, settings)
@@ -157,13 +171,14 @@ def setup_logging(settings: Settings, console: bool = True) -> List[logging.Hand
     try:
         Path(settings.log_directory).mkdir(parents=True, exist_ok=True)
         file_handler = DailyLogHandler(str(settings.log_directory), settings.log_purge_days)
-        file_handler.setFormatter(logging.Formatter(FORMAT))
+        shown = FORMAT.replace("%(name)s", f"[{mode}] %(name)s") if mode else FORMAT
+        file_handler.setFormatter(logging.Formatter(shown, TIME_FORMAT))
         handlers.append(file_handler)
     except OSError as exc:
         problem = f"cannot write the log in LOG_DIRECTORY {settings.log_directory}: {exc}; logging to the console only"
     if console or problem:
-        console_handler = logging.StreamHandler(sys.stdout)
-        console_handler.setFormatter(ConsoleFormatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
+        console_handler = ConsoleHandler(sys.stdout)
+        console_handler.setFormatter(ConsoleFormatter("%(asctime)s %(levelname)-7s %(message)s", TIME_FORMAT))
         handlers.append(console_handler)
     for handler in handlers:
         handler.addFilter(secret_filter)

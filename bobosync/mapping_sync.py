@@ -71,7 +71,7 @@ class MappingSync:
         if status["status"] != "success":
             if self.backoff.waiting(now):
                 log.info("User mapping sync: the next attempt is at %s, after %d failure(s) (--sync-mappings "
-                         "tries at once)", f"{self.backoff.next_try():%H:%M}", self.backoff.failures)
+                         "tries at once)", f"{self.backoff.next_try():%Y-%m-%d %H:%M:%S}", self.backoff.failures)
                 return False
             return True
         last = parse_stamp(status["last_sync_time"])
@@ -123,7 +123,7 @@ class MappingSync:
 
     def _next_attempt(self) -> str:
         until = self.backoff.next_try()
-        return f"the next attempt is at {until:%H:%M}" if until else "the next run tries again"
+        return f"the next attempt is at {until:%Y-%m-%d %H:%M:%S}" if until else "the next run tries again"
 
     # --- the listing, page by page, resumable ---
 

@@ -6,8 +6,8 @@ failed; a network check that breaks is a FAIL line, never a traceback. Prints no
 """
 import os
 import socket
+import sqlite3
 import ssl
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, List, Optional
@@ -41,6 +41,16 @@ class Preflight:
         self.results.append(check)
         print(check.line(), flush=True)
 
+    def summary(self) -> str:
+        """The closing line: how many PASS, WARN and FAIL, and what they mean."""
+        count = {v: sum(c.verdict == v for c in self.results) for v in ("PASS", "WARN", "FAIL")}
+        counts = f"{count['PASS']} PASS, {count['WARN']} WARN, {count['FAIL']} FAIL"
+        if count["FAIL"]:
+            return f"Preflight: {counts}. Fix the FAIL lines above: runs cannot work until then."
+        if count["WARN"]:
+            return f"Preflight: {counts}. Runs can work; read the WARN lines above."
+        return f"Preflight: {counts}. All checks passed."
+
     @property
     def failed(self) -> bool:
         return any(c.verdict == "FAIL" for c in self.results)
@@ -73,33 +83,47 @@ class Preflight:
             self._writable(name, folder)
 
     def _writable(self, name: str, folder: Path) -> None:
-        existed = folder.is_dir()
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=folder):
-                pass
-        except OSError as exc:
-            self.add("FAIL", name, f"{folder} is not writable ({exc.strerror or exc}): give the service account "
-                     f"modify rights, or change {name.split()[0]}")
+        """PASS when `folder` is writable, or when it is missing and a run could create it (the nearest folder
+        that exists is writable); nothing is created: a check changes nothing."""
+        if folder.is_dir():
+            if os.access(folder, os.W_OK | os.X_OK):
+                self.add("PASS", name, f"{folder} is writable")
+            else:
+                self.add("FAIL", name, f"{folder} is not writable: give the service account modify rights, or "
+                         f"change {name.split()[0]}")
             return
-        self.add("PASS", name, f"{folder} is writable" + ("" if existed else " (created)"))
+        parent = _nearest_existing(folder)
+        if parent is not None and parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
+            self.add("PASS", name, f"{folder} does not exist yet: a run creates it (in {parent}, which is writable)")
+        else:
+            self.add("FAIL", name, f"{folder} does not exist and a run cannot create it ({parent or 'no parent'} is "
+                     f"not a writable folder): create it with modify rights for the service account, or change "
+                     f"{name.split()[0]}")
 
     def database(self) -> None:
-        from bobo_db import BOBODatabase, DatabaseError
-        try:
-            db = BOBODatabase(self.settings.db_path)
-        except DatabaseError as exc:
-            self.add("FAIL", "database", str(exc))
+        """The database opened read-only: a check neither creates, upgrades nor sets aside a file."""
+        path = self.settings.db_path
+        if not path.exists():
+            self.add("PASS", "database", f"{path} does not exist yet: the first run creates it and syncs the mappings")
             return
         try:
-            count = db.mapping_count()
-        finally:
-            db.close()
-        if db.set_aside:
-            self.add("WARN", "database", f"{self.settings.db_path} was damaged: set aside as {db.set_aside.name} "
-                     f"and a new one built; the next run re-syncs the mappings (duty state starts empty)")
+            conn = sqlite3.connect(f"file:{path.as_posix()}?mode=ro", uri=True, timeout=5)
+            try:
+                conn.execute("PRAGMA schema_version").fetchone()
+                tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                count = conn.execute("SELECT COUNT(*) FROM worker_mapping").fetchone()[0] if "worker_mapping" in \
+                    tables else 0
+            finally:
+                conn.close()
+        except sqlite3.OperationalError as exc:
+            self.add("FAIL", "database", f"{path} cannot be read ({exc}): if another program holds it, close it; "
+                     f"check DB_PATH and the folder's permissions")
             return
-        self.add("PASS", "database", f"{self.settings.db_path} opens; {count} user mappings held")
+        except sqlite3.DatabaseError as exc:
+            self.add("WARN", "database", f"{path} is damaged ({exc}): the next run sets it aside and builds a new one, "
+                     f"then re-syncs the mappings (duty state starts empty)")
+            return
+        self.add("PASS", "database", f"{path} opens; {count} user mappings held")
 
     # --- network ---
 
@@ -258,6 +282,14 @@ class Preflight:
                          f"update says so and the run stops (exit 3)")
 
 
+def _nearest_existing(folder: Path) -> Optional[Path]:
+    """`folder` or the nearest of its parents that exists (None when none does)."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            return candidate
+    return None
+
+
 def _name(parts: Any) -> str:
     """An X.509 name from getpeercert() as 'CN=x, O=y'."""
     try:
@@ -275,7 +307,8 @@ def run_checks(env_file: Optional[str] = None) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(Check("FAIL", "settings", problem).line())
-        print("Fix the settings first (see .env_safe), then run --check again.")
+        print(f"Preflight: 0 PASS, 0 WARN, {len(exc.problems)} FAIL. Fix the settings first (see .env_safe), "
+              f"then run --check again.")
         return 2
     checks = Preflight(settings)
     checks.add("PASS", "settings", f"read from {settings.env_file or 'the environment'}")
@@ -285,6 +318,5 @@ def run_checks(env_file: Optional[str] = None) -> int:
     checks.folders()
     checks.database()
     checks.network()
-    verdict = "FAILED: fix the FAIL lines above" if checks.failed else "all checks passed"
-    print(f"Preflight {verdict}.")
+    print(checks.summary())
     return 1 if checks.failed else 0

@@ -89,6 +89,17 @@ _KINDS = {  # kind: (type of the value, parser)
 
 # --- checks of single settings beyond their kind: (setting, text given, value, warnings) -> value ---
 
+def _this_computer(host: str) -> bool:
+    """Whether `host` is this computer: localhost or a loopback address (127.0.0.0/8, ::1 in any spelling)."""
+    if host == "localhost":
+        return True
+    import ipaddress  # only for a plain http address
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _server_url(s: "Setting", text: str, url: str, warnings: List[str]) -> str:
     """An http(s) address with a host (and a valid port), without user information or the trailing /;
     plain http is warned unless it is this computer. No message shows user information."""
@@ -104,9 +115,9 @@ def _server_url(s: "Setting", text: str, url: str, warnings: List[str]) -> str:
     if problem:
         raise ValueError(f"{s.name}={shown!r} {problem}: expected https://your-athoc-server[:port]")
     if lower.startswith("http://"):
-        host = (urlsplit(url).hostname or "").lower()
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            warnings.append(f"{s.name}={url} uses plain http: credentials travel unencrypted; use https://")
+        if not _this_computer((urlsplit(url).hostname or "").lower()):
+            warnings.append(f"{s.name}={url} uses plain http to another computer: credentials travel unencrypted; "
+                            f"use https://")
     return url
 
 

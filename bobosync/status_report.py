@@ -1,28 +1,56 @@
 """--status: what bobosync is doing, from the local database and folders only (no network)."""
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from config import Settings
+from file_names import readable_name
 
 NOT_A_FILE = "it is not a file"
 
 
-def _csv_mtimes(folder: Path) -> List[float]:
-    """The modification times of the folder's *.csv files (none when it cannot be read)."""
+def _csv_files(folder: Path) -> List[Tuple[Path, os.stat_result]]:
+    """The folder's *.csv files and their stat (none when it cannot be read)."""
     try:
         entries = list(folder.iterdir())
     except OSError:
         return []
-    mtimes = []
+    found = []
     for p in entries:
         try:
             if p.suffix.lower() == ".csv" and p.is_file():
-                mtimes.append(p.stat().st_mtime)
+                found.append((p, p.stat()))
         except OSError:  # moved away since the listing
             continue
+    return found
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _still_to_send(files: List[Tuple[Path, os.stat_result]], known: Dict[str, List[tuple]]) -> List[float]:
+    """The modification times of the files a run would still send: not those AtHoc already confirmed (same
+    name and size, and the same modification time or content), which stay with MOVE_PROCESSED_FILES=false."""
+    mtimes = []
+    for path, st in files:
+        same_size = [(mtime_ns, sha) for size, mtime_ns, sha in known.get(readable_name(path.name), ())
+                     if size == st.st_size]
+        try:
+            confirmed = bool(same_size) and (any(m == st.st_mtime_ns for m, _ in same_size)
+                                             or _sha256(path) in {sha for _, sha in same_size})
+        except OSError:
+            confirmed = False
+        if not confirmed:
+            mtimes.append(st.st_mtime)
     return mtimes
 
 
@@ -75,6 +103,7 @@ def _read_db(path: Path, future: str = "99999999999999") -> Optional[Dict[str, A
                                                             "ORDER BY employee_id", (future,))],
             "retrying": [{"file": f, "attempts": a, "last_error": e} for f, a, e in _rows(
                 conn, "SELECT filename, attempts, last_error FROM file_attempts ORDER BY filename")],
+            "_processed": _processed(conn),
         }
     finally:
         conn.close()
@@ -106,6 +135,14 @@ def _number(text: Optional[str]) -> Optional[float]:
         return None
 
 
+def _processed(conn: sqlite3.Connection) -> Dict[str, List[tuple]]:
+    """The files AtHoc confirmed: name -> [(size, mtime_ns, sha256)]."""
+    known: Dict[str, List[tuple]] = {}
+    for name, size, mtime_ns, sha in _rows(conn, "SELECT filename, size, mtime_ns, sha256 FROM processed_files"):
+        known.setdefault(name, []).append((size, mtime_ns, sha))
+    return known
+
+
 def _pending(conn: sqlite3.Connection) -> Dict[str, Any]:
     """How many events wait for an AtHoc user to hold their number, and since when."""
     rows = _rows(conn, "SELECT COUNT(*), MIN(first_seen) FROM pending_events")
@@ -114,29 +151,39 @@ def _pending(conn: sqlite3.Connection) -> Dict[str, Any]:
 
 
 def collect_status(settings: Settings) -> Dict[str, Any]:
-    """Everything --status reports, as a dict (also the --json output)."""
+    """Everything --status reports, as a dict (also the --json output). `problems` lists what makes every run
+    exit 2 (a configuration error)."""
     now = time.time()
     future = time.strftime("%Y%m%d%H%M%S", time.localtime(now + settings.future_tolerance_minutes * 60))
-    mtimes = _csv_mtimes(settings.csv_directory)
+    csv_ok = settings.csv_directory.is_dir() and os.access(settings.csv_directory, os.R_OK | os.X_OK)
     status: Dict[str, Any] = {
+        "problems": [] if csv_ok else [f"CSV_DIRECTORY {settings.csv_directory} does not exist or cannot be read: "
+                                       f"every run exits 2 until it is created or the path is fixed"],
         "csv_directory": str(settings.csv_directory),
-        "files_waiting": len(mtimes),
-        "oldest_waiting_seconds": round(now - min(mtimes)) if mtimes else None,
-        "files_failed": len(_csv_mtimes(settings.failed_files_directory)),
+        "files_waiting": None, "oldest_waiting_seconds": None,
+        "files_failed": len(_csv_files(settings.failed_files_directory)),
         "failed_directory": str(settings.failed_files_directory),
         "move_processed_files": settings.move_processed_files,
         "database": str(settings.db_path),
         "clock_tolerance_seconds": settings.clock_skew_tolerance_minutes * 60,
     }
+    db: Optional[Dict[str, Any]] = None
     if settings.db_path.exists() and not settings.db_path.is_file():
         status["database_error"] = NOT_A_FILE
-        return status
-    try:
-        db = _read_db(settings.db_path, future)
-    except sqlite3.Error as exc:  # locked for long, damaged, unreadable
-        status["database_error"] = str(exc)
-        return status
-    status.update(db if db is not None else {"database_missing": True})
+    else:
+        try:
+            db = _read_db(settings.db_path, future)
+        except sqlite3.Error as exc:  # locked for long, damaged, unreadable
+            status["database_error"] = str(exc)
+    if csv_ok:
+        mtimes = _still_to_send(_csv_files(settings.csv_directory), db.pop("_processed") if db else {})
+        status["files_waiting"] = len(mtimes)
+        status["oldest_waiting_seconds"] = round(now - min(mtimes)) if mtimes else None
+    if db is not None:
+        db.pop("_processed", None)
+        status.update(db)
+    elif "database_error" not in status:
+        status["database_missing"] = True
     return status
 
 
@@ -176,13 +223,17 @@ def format_status(status: Dict[str, Any]) -> str:
 
 
 def _file_lines(status: Dict[str, Any]) -> List[str]:
+    lines = [f"Configuration error: {problem}" for problem in status["problems"]]
     oldest = status["oldest_waiting_seconds"]
-    waiting = f"{status['files_waiting']} in {status['csv_directory']}"
+    if status["files_waiting"] is None:
+        waiting = f"unknown: {status['csv_directory']} cannot be read"
+    else:
+        waiting = f"{status['files_waiting']} to send in {status['csv_directory']}"
     if oldest is not None:
         waiting += f", oldest {_age(oldest)} old"
-    if not status["move_processed_files"] and status["files_waiting"]:
-        waiting += " (MOVE_PROCESSED_FILES=false: confirmed files stay here too)"
-    return [f"Files waiting:       {waiting}",
+    if not status["move_processed_files"] and status["files_waiting"] is not None:
+        waiting += " (MOVE_PROCESSED_FILES=false: files AtHoc confirmed stay there and are not counted)"
+    return lines + [f"Files waiting:       {waiting}",
             f"Files failed:        {status['files_failed']} in {status['failed_directory']}"]
 
 
@@ -220,6 +271,10 @@ def _people_lines(status: Dict[str, Any]) -> List[str]:
 
 
 def print_status(settings: Settings, as_json: bool = False) -> int:
+    """Print the status; exit 2 for a configuration error (as every run then exits), 1 when the database
+    cannot be read, else 0."""
     status = collect_status(settings)
     print(json.dumps(status, indent=2) if as_json else format_status(status))
+    if status["problems"]:
+        return 2
     return 1 if status.get("database_error") else 0

@@ -30,6 +30,17 @@ from failpoints import ENV_VAR as CRASH_AT  # noqa: E402
 # only what a test gives counts.
 SETTING_NAMES = ENVIRONMENT_NAMES + (CRASH_AT,)
 
+# Rule: the suite gives the same result whatever the machine has. The operator's bobosync/.env (or the
+# project root's) is never read: the test hook BOBOSYNC_TEST_ENV_DIRS points the lookup at a folder that
+# holds none, in this process and in every run it starts; and no setting comes from the inherited
+# environment (PASSWORD, HTTPS_PROXY, LOG_LEVEL, ...): each test gives its own.
+from config import ENV_DIRS_VAR  # noqa: E402
+
+NO_ENV_DIR = ROOT / "tests" / "no-env-file-here"  # never created: no .env is found there
+os.environ[ENV_DIRS_VAR] = str(NO_ENV_DIR)
+for _name in SETTING_NAMES:
+    os.environ.pop(_name, None)
+
 
 @pytest.fixture
 def sim(tmp_path):
