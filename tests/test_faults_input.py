@@ -46,10 +46,10 @@ def _fresh_scenario(work: Path, **env: str) -> Tuple[AtHocSimulator, Site]:
     return sim, fault_site(sim, work, **env)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(file_with_garbage())
 def test_property_any_bytes_never_crash_the_run_nor_lose_a_valid_row(content):
-    """40 whole runs; the reader alone gets 300 such files in test_bobo_csv.py."""
+    """25 whole runs; the reader alone gets 300 such files in test_bobo_csv.py."""
     data, events = content
     with tempfile.TemporaryDirectory() as work:
         sim, sc = _fresh_scenario(Path(work))
@@ -101,7 +101,7 @@ B_FILE = st.tuples(st.just("B"), st.lists(LAYOUT_B_EVENTS, min_size=1, max_size=
 RUNS = st.lists(st.lists(st.one_of(A_FILE, B_FILE), min_size=1, max_size=3), min_size=1, max_size=3)
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(RUNS)
 def test_property_random_valid_events_always_end_in_the_latest_event_wins_state(runs):
     with tempfile.TemporaryDirectory() as work:
