@@ -90,6 +90,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> Any:
     return args
 
 
+def output_closed(exc: BaseException) -> bool:
+    """Whether `exc` says the reader of our output has gone: a broken pipe, which Windows reports as an
+    invalid argument (EINVAL) when a write reaches a pipe whose reader closed it."""
+    import errno
+    import os
+    return isinstance(exc, BrokenPipeError) or (
+        os.name == "nt" and isinstance(exc, OSError) and exc.errno == errno.EINVAL)
+
+
 def entry(argv: Optional[Sequence[str]] = None) -> int:
     """main() as the script runs it: output closed early (`--check | head -2`) ends the command quietly, with
     exit code 1 and no traceback. (A run's log lines go on to the log file: the console handler drops them.)"""
@@ -97,7 +106,9 @@ def entry(argv: Optional[Sequence[str]] = None) -> int:
         code = main(argv)
         sys.stdout.flush()
         return code
-    except BrokenPipeError:
+    except OSError as exc:
+        if not output_closed(exc):
+            raise
         import os
         devnull = os.open(os.devnull, os.O_WRONLY)  # so that the interpreter's last flush finds no closed pipe
         os.dup2(devnull, sys.stdout.fileno())

@@ -68,7 +68,8 @@ def read_env_file(env_file: Path, known: Sequence[str]) -> Tuple[Dict[str, str],
     # taken as written, without interpolation (python-dotenv would turn ab${HOME}cd into ab/rootcd)
     for binding in parse_stream(io.StringIO(env_file_text(env_file))):
         text = binding.original.string
-        line = binding.original.line + len(text) - len(text.lstrip("\r\n"))
+        leading = text[:len(text) - len(text.lstrip("\r\n"))]  # blank lines python-dotenv counts into this one
+        line = binding.original.line + leading.count("\n")  # \r\n (Notepad's line end) is one line, not two
         if binding.key is None and not binding.error:
             continue  # a comment or an empty line
         key = binding.key or ""

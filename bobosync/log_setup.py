@@ -5,6 +5,7 @@ import re
 import sys
 import time
 from datetime import date, timedelta
+from errno import EINVAL  # how Windows reports a write to a pipe whose reader has gone
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
@@ -154,7 +155,8 @@ class ConsoleHandler(logging.StreamHandler):
     them all and the run goes on."""
 
     def handleError(self, record: logging.LogRecord) -> None:
-        if isinstance(sys.exc_info()[1], BrokenPipeError):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, BrokenPipeError) or (os.name == "nt" and isinstance(exc, OSError) and exc.errno == EINVAL):
             self.setLevel(logging.CRITICAL + 1)  # nothing more to a closed console
             return
         super().handleError(record)
