@@ -29,6 +29,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def is_remembered(path: Path, st: os.stat_result, known: Sequence[ProcessedFile]) -> bool:
+    """Whether a file is one AtHoc already confirmed: same name (the caller's lookup) and size, and the same
+    modification time or, failing that, the same SHA-256."""
+    same_size = [k for k in known if k.size == st.st_size]
+    return bool(same_size) and (any(k.mtime_ns == st.st_mtime_ns for k in same_size)
+                                or file_sha256(path) in {k.sha256 for k in same_size})
+
+
 def move_without_overwrite(src: Path, dest_dir: Path) -> Path:
     """Move `src` into `dest_dir`; an existing name gets a numbered suffix, never overwritten."""
     import shutil
@@ -138,10 +146,7 @@ class Inbox:
                      self.settling, s.file_settle_seconds)
 
     def _remembered(self, path: Path, known: Sequence[ProcessedFile]) -> bool:
-        st = self._stats[path]
-        same_size = [k for k in known if k.size == st.st_size]
-        return bool(same_size) and (any(k.mtime_ns == st.st_mtime_ns for k in same_size)
-                                    or file_sha256(path) in {k.sha256 for k in same_size})
+        return is_remembered(path, self._stats[path], known)
 
     def order_of(self, path: Path) -> str:
         """A file's place in the order of events with equal times: modification time, then name."""

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from config import Settings
+from bobo_db import ProcessedFile
 from file_names import readable_name
+from inbox import is_remembered
 
 NOT_A_FILE = "it is not a file"
 
@@ -28,25 +30,13 @@ def _csv_files(folder: Path) -> List[Tuple[Path, os.stat_result]]:
     return found
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _still_to_send(files: List[Tuple[Path, os.stat_result]], known: Dict[str, List[tuple]]) -> List[float]:
+def _still_to_send(files: List[Tuple[Path, os.stat_result]], known: Dict[str, List[ProcessedFile]]) -> List[float]:
     """The modification times of the files a run would still send: not those AtHoc already confirmed (same
     name and size, and the same modification time or content), which stay with MOVE_PROCESSED_FILES=false."""
     mtimes = []
     for path, st in files:
-        same_size = [(mtime_ns, sha) for size, mtime_ns, sha in known.get(readable_name(path.name), ())
-                     if size == st.st_size]
         try:
-            confirmed = bool(same_size) and (any(m == st.st_mtime_ns for m, _ in same_size)
-                                             or _sha256(path) in {sha for _, sha in same_size})
+            confirmed = is_remembered(path, st, known.get(readable_name(path.name), ()))
         except OSError:
             confirmed = False
         if not confirmed:
@@ -135,11 +125,11 @@ def _number(text: Optional[str]) -> Optional[float]:
         return None
 
 
-def _processed(conn: sqlite3.Connection) -> Dict[str, List[tuple]]:
+def _processed(conn: sqlite3.Connection) -> Dict[str, List[ProcessedFile]]:
     """The files AtHoc confirmed: name -> [(size, mtime_ns, sha256)]."""
-    known: Dict[str, List[tuple]] = {}
+    known: Dict[str, List[ProcessedFile]] = {}
     for name, size, mtime_ns, sha in _rows(conn, "SELECT filename, size, mtime_ns, sha256 FROM processed_files"):
-        known.setdefault(name, []).append((size, mtime_ns, sha))
+        known.setdefault(name, []).append(ProcessedFile(name, size, mtime_ns, sha))
     return known
 
 

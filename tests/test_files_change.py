@@ -6,43 +6,14 @@ the SyncByCommonNames call is in flight, as BOBO (or a person) would.
 """
 import os
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import ENTRY, ROOT, SETTING_NAMES, env_for
+from test_time_and_order import Site
 
 FIELD = "On-Duty-DTG"
-
-
-class Site:
-    """Folders, database and settings of one site, run as Task Scheduler runs it."""
-
-    def __init__(self, sim, root: Path, **settings: str):
-        self.sim, self.root = sim, root
-        self.logins = sim.seed_users(3)
-        self.env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
-        self.env.update(env_for(sim, root, **{"AUTO_CLEANUP_HOURS": "0", **settings}))
-        self.csv_dir = root / "crown_files"
-        self.processed_dir = root / "processed_files"
-        self.csv_dir.mkdir()
-
-    def write(self, name: str, text: str) -> Path:
-        path = self.csv_dir / name
-        path.write_text(text, encoding="utf-8")
-        settled = time.time() - 60
-        os.utime(path, (settled, settled))
-        return path
-
-    def run(self) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, ENTRY], cwd=ROOT, env=self.env, capture_output=True, text=True,
-                              timeout=60)
-
-    def duty(self, index: int) -> str:
-        return self.sim.attribute(self.logins[index], FIELD) or ""
 
 
 def bon(collar: int, hhmmss: str) -> str:

@@ -28,6 +28,7 @@ class Site:
         self.env = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
         self.env.update(env_for(sim, root, **{"AUTO_CLEANUP_HOURS": "0", **settings}))
         self.csv_dir = root / "crown_files"
+        self.processed_dir = root / "processed_files"
         self.csv_dir.mkdir()
         self._age = 600
 
