@@ -4,9 +4,7 @@ Files are streamed row by row, so a file of any size costs memory only for the
 events kept by the caller. A bad row is rejected with `file:line: reason` and the
 file's other rows go on.
 """
-import codecs
 import csv
-import hashlib
 import io
 import re
 from dataclasses import dataclass, field
@@ -18,6 +16,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 from athoc_types import duty_value
 from failpoints import refuse_read
 from file_names import readable_name
+from text_encoding import READ_CHUNK, HashingReader, detect_encoding, without_bom  # noqa: F401 (callers)
 
 LAYOUT_A_FIELDS = 10
 EMPLOYEE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
@@ -25,7 +24,6 @@ HEADER_WORD = re.compile(r"[A-Za-z][A-Za-z0-9 _./()#-]*")
 TIMESTAMP_B = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
 ON_WORDS = {"bon", "onduty"}
 OFF_WORDS = {"bof", "offduty"}
-READ_CHUNK = 1 << 20
 
 
 @lru_cache(maxsize=4096)
@@ -199,30 +197,6 @@ def _looks_like_header(fields: List[str]) -> bool:
         HEADER_WORD.fullmatch(v) for v in values)
 
 
-def detect_encoding(path: Path) -> Optional[str]:
-    """'utf-8-sig', 'utf-16' or 'cp1252' (the fallback), or None when the bytes are not text.
-
-    A file starting with a UTF-16 byte-order mark, little- or big-endian (Windows PowerShell 5.1's
-    Out-File, Excel's "Unicode Text"), is read as UTF-16 and only as that; any other as UTF-8, with or
-    without its byte-order mark, else as Windows-1252. Text with a NUL character is not text."""
-    with open(path, "rb") as handle:
-        start = handle.read(2)
-    utf16 = start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
-    for encoding in ("utf-16",) if utf16 else ("utf-8-sig", "cp1252"):
-        decoder = codecs.getincrementaldecoder(encoding)()
-        try:
-            with open(path, "rb") as handle:
-                while True:
-                    chunk = handle.read(READ_CHUNK)
-                    if "\x00" in decoder.decode(chunk, final=not chunk):
-                        return None
-                    if not chunk:
-                        return encoding
-        except UnicodeDecodeError:
-            continue
-    return None
-
-
 class _Lines:
     """A file's lines, remembering those the csv reader took for the row it is reading."""
 
@@ -238,17 +212,9 @@ class _Lines:
         text = next(self.handle)
         if self.first:  # a byte-order mark is never part of the first field, whatever the decoding
             self.first = False
-            text = _without_bom(text)
+            text = without_bom(text)
         self.taken.append(text)
         return text
-
-
-def _without_bom(text: str) -> str:
-    """`text` without a leading byte-order mark, also as Windows-1252 reads UTF-8's ('ï»¿')."""
-    for mark in ("\ufeff", codecs.BOM_UTF8.decode("cp1252")):
-        if text.startswith(mark):
-            return text[len(mark):]
-    return text
 
 
 def _one_line(text: str) -> Union[List[str], str]:
@@ -287,30 +253,6 @@ def _rows(handle: Iterator[str]) -> Iterator[Tuple[int, Union[List[str], str]]]:
             yield number, _one_line(text)
 
 
-class _HashingReader(io.RawIOBase):
-    """A binary file that adds every byte read to a SHA-256, so what is remembered is what was read."""
-
-    def __init__(self, raw: "io.BufferedReader"):
-        super().__init__()
-        self.raw = raw
-        self.digest = hashlib.sha256()
-        self.size = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: "memoryview") -> int:  # type: ignore[override]
-        n = self.raw.readinto(buffer) or 0
-        if n:
-            self.digest.update(memoryview(buffer)[:n])
-            self.size += n
-        return n
-
-    def close(self) -> None:
-        self.raw.close()
-        super().close()
-
-
 @dataclass
 class CsvFile:
     """One BOBO file being read: `events()` yields its valid events and counts the rest."""
@@ -344,7 +286,7 @@ class CsvFile:
         if self.encoding is None:
             self.not_text = True
             return
-        hashing = _HashingReader(open(self.path, "rb"))  # closed with the text wrapper
+        hashing = HashingReader(open(self.path, "rb"))  # closed with the text wrapper
         with io.TextIOWrapper(io.BufferedReader(hashing, READ_CHUNK), encoding=self.encoding, newline="") as handle:
             yield from self._entries(handle)
             self.size, self.sha256 = hashing.size, hashing.digest.hexdigest()
