@@ -194,9 +194,11 @@ def test_a_command_typed_while_a_run_holds_the_lock_waits_for_it(sim, tmp_path):
     assert site.run().returncode == 0
     lock = FileLock(str(tmp_path / "bobo_mapping.db.lock"), thread_local=False)
     with lock:
+        seen = len(sim.requests)
         assert site.run().returncode == 0  # scheduled: another run holds it, this one exits
         refused = site.run("--sync-mappings")
         assert refused.returncode == 1 and "still holds the lock after 2 s" in refused.stdout
+        assert len(sim.requests) == seen  # neither asked AtHoc anything while the lock was held
     site.env["LOCK_WAIT_SECONDS"] = "20"
     lock.acquire()
     threading.Timer(5, lock.release).start()  # after the command has started: under Wine that takes seconds

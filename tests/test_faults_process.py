@@ -520,19 +520,26 @@ LONDON = {"TZ": "Europe/London"}
 def test_dst_repeated_hour_across_runs_the_later_arrival_wins(sim, tmp_path):
     """27 Oct 2024, London: 01:00-01:59 happens twice. `real` is UTC."""
     sc = fault_site(sim, tmp_path, **LONDON)
+    dst_across_runs(sc, sc.run_scheduled)
+
+
+def dst_across_runs(sc, run) -> None:
+    """A BON at the first 01:30 (BST), then a BOF at the second 01:10 (GMT) in the next `run`: the later arrival
+    wins inside the repeated hour, and outside it an older event arriving later is stale."""
+    sim = sc.sim
     sc.write("a.csv", [
         sc.ev("BON", "10001", "20241027013000", "20241027013010", real="20241027003000"),  # first 01:30 (BST)
         sc.ev("BON", "10002", "20241027030000", real="20241027030000"),
         sc.ev("BON", "10003", "20241027013000", real="20241027003000"),
     ])
-    sc.run_scheduled()
+    run()
     assert sim.attribute(sc.logins[0], FIELD) == "27/10/2024 01:30:00"
     sc.write("b.csv", [
         sc.ev("BOF", "10001", "20241027011000", "20241027011020", real="20241027011000"),  # second 01:10 (GMT)
         sc.ev("BOF", "10002", "20241027020000", real="20241027020000"),  # outside the hour: older, stale
         sc.ev("BOF", "10003", "20241027005000", real="20241026235000"),  # 00:50 BST: older, stale
     ])
-    sc.run_scheduled()
+    run()
     fates = check_all(sc)
     assert [fates[e.tag] for e in sc.events_in("b.csv")] == ["applied", "stale", "stale"]
     assert_final_state(sc)

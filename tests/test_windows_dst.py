@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 
 import bobo_csv
-from test_faults_process import assert_final_state, check_all  # the invariants ordered by `real` (UTC)
+from test_faults_process import assert_final_state, check_all, dst_across_runs  # invariants by `real` (UTC)
 from testsite import FIELD, fault_site
 
 
@@ -56,24 +56,7 @@ def test_dst_repeated_hour_across_runs_the_later_arrival_wins_with_the_zone_inje
                                                                                     monkeypatch, capsys):
     """27 Oct 2024, London: 01:00-01:59 happens twice. `real` is UTC."""
     sc = fault_site(sim, tmp_path)
-    sc.write("a.csv", [
-        sc.ev("BON", "10001", "20241027013000", "20241027013010", real="20241027003000"),  # first 01:30 (BST)
-        sc.ev("BON", "10002", "20241027030000", real="20241027030000"),
-        sc.ev("BON", "10003", "20241027013000", real="20241027003000"),
-    ])
-    sc.run()
-    assert sim.attribute(sc.logins[0], FIELD) == "27/10/2024 01:30:00"
-    sc.write("b.csv", [
-        sc.ev("BOF", "10001", "20241027011000", "20241027011020", real="20241027011000"),  # second 01:10 (GMT)
-        sc.ev("BOF", "10002", "20241027020000", real="20241027020000"),  # outside the hour: older, stale
-        sc.ev("BOF", "10003", "20241027005000", real="20241026235000"),  # 00:50 BST: older, stale
-    ])
-    sc.run()
-    fates = check_all(sc)
-    assert [fates[e.tag] for e in sc.events_in("b.csv")] == ["applied", "stale", "stale"]
-    assert_final_state(sc)
-    assert sim.attribute(sc.logins[0], FIELD) == ""  # booked off: nobody pages them
-    assert sim.attribute(sc.logins[1], FIELD) == "27/10/2024 03:00:00"
+    dst_across_runs(sc, sc.run)
 
 
 def test_dst_repeated_hour_in_one_batch_the_later_file_and_row_win_with_the_zone_injected(london, sim, tmp_path,
