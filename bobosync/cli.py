@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 from bobo_db import DatabaseError, is_damage, set_aside_damaged
 from config import ConfigError, Settings, load_settings
 from engine import BOBOProcessor, run_locked
-from log_setup import setup_logging, teardown_logging
+from log_setup import output_closed, setup_logging, teardown_logging
 from results import EXIT_CONFIG, EXIT_RETRY
 
 if TYPE_CHECKING:
@@ -88,15 +88,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> Any:
     if (args.user is not None or args.out is not None) and not args.task_xml:
         parser.error("--user and --out go with --task-xml")
     return args
-
-
-def output_closed(exc: BaseException) -> bool:
-    """Whether `exc` says the reader of our output has gone: a broken pipe, which Windows reports as an
-    invalid argument (EINVAL) when a write reaches a pipe whose reader closed it."""
-    import errno
-    import os
-    return isinstance(exc, BrokenPipeError) or (
-        os.name == "nt" and isinstance(exc, OSError) and exc.errno == errno.EINVAL)
 
 
 def entry(argv: Optional[Sequence[str]] = None) -> int:

@@ -150,13 +150,19 @@ class ConsoleFormatter(logging.Formatter):
             record.exc_info, record.exc_text = saved
 
 
+def output_closed(exc: BaseException) -> bool:
+    """Whether `exc` says the reader of our output has gone: a broken pipe, which Windows reports as an
+    invalid argument (EINVAL) when a write reaches a pipe whose reader closed it."""
+    return isinstance(exc, BrokenPipeError) or (os.name == "nt" and isinstance(exc, OSError) and exc.errno == EINVAL)
+
+
 class ConsoleHandler(logging.StreamHandler):
     """The console: once its reader has gone (`| head -2`), its lines are dropped quietly; the log file keeps
     them all and the run goes on."""
 
     def handleError(self, record: logging.LogRecord) -> None:
         exc = sys.exc_info()[1]
-        if isinstance(exc, BrokenPipeError) or (os.name == "nt" and isinstance(exc, OSError) and exc.errno == EINVAL):
+        if exc is not None and output_closed(exc):
             self.setLevel(logging.CRITICAL + 1)  # nothing more to a closed console
             return
         super().handleError(record)

@@ -106,3 +106,20 @@ def test_pending_events_expire_with_a_warning(sim, tmp_path):
     result = site.run()
     assert f"The pending event of {NEW}" in result.stdout and "expired after 2 days" in result.stdout
     assert pending_rows(site) == []
+
+
+def test_a_clock_days_ahead_does_not_expire_pending_events(sim, tmp_path):
+    """Rule: while this server's clock and AtHoc's differ, no decision compares an event with "now": a pending
+    event that looks older than PENDING_EXPIRY_DAYS only by the wrong clock is kept."""
+    site = Site(sim, tmp_path, PENDING_EXPIRY_DAYS="2")
+    sim.clock_skew_seconds = -3 * 86400  # AtHoc three days behind: this server's clock jumped ahead
+    site.write("a.csv", row("BON", NEW, datetime.now().replace(microsecond=0) - timedelta(hours=1)))
+    assert site.run().returncode == 3  # the clocks differ: a person must act
+    conn = sqlite3.connect(str(tmp_path / "bobo_mapping.db"))
+    with conn:
+        conn.execute("UPDATE pending_events SET first_seen = ?",
+                     ((datetime.now() - timedelta(days=3)).strftime("%Y-%m-%d %H:%M:%S"),))
+    conn.close()
+    result = site.run()
+    assert "expired" not in result.stdout
+    assert len(pending_rows(site)) == 1
