@@ -63,13 +63,15 @@ def build_parser() -> "argparse.ArgumentParser":
                         help="with --sync-mappings: apply a listing that drops more than MAPPING_DROP_LIMIT_PERCENT "
                              "of the mappings held (after checking in AtHoc that it is right)")
     parser.add_argument("--env-file", metavar="PATH", help="read settings from this file instead of bobosync/.env")
+    # for run_bobo_windows.bat and .ps1, given with the run's own arguments: where their log goes (wrapper_logs.py)
+    parser.add_argument("--wrapper-logs", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
 # What build_parser() makes of no option at all: the scheduled run, which need not import argparse.
 SCHEDULED_RUN = dict(dry_run=False, sync_mappings=False, check=False, status=False, clear_future=False, demo=False,
                      store_secret=None, task_xml=False, delete=False, user=None, out=None, json=False,
-                     accept_drop=False, env_file=None)
+                     accept_drop=False, env_file=None, wrapper_logs=False)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> Any:
@@ -109,6 +111,9 @@ def entry(argv: Optional[Sequence[str]] = None) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The command line; returns the exit code."""
     args = parse_args(argv)
+    if args.wrapper_logs:
+        from wrapper_logs import wrapper_logs_command
+        return wrapper_logs_command(args.env_file)
     if args.demo:
         from demo import run_demo
         return run_demo()
