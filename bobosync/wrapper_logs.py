@@ -62,13 +62,14 @@ def wrapper_logs_command(env_file: Optional[str], today: Optional[date] = None) 
 
 
 def _print_for_the_wrapper(text: str) -> int:
-    """Write `text` in the code page cmd's `for /f` and PowerShell read a program's output with (the console's),
-    so that a folder named with é or ü reaches the wrapper intact; 2 when the folder's name has no spelling in it."""
+    """Write `text` in the code page cmd's `for /f` and PowerShell decode a program's output with, the console's
+    output code page (the ANSI one where there is no console, as Wine runs them), so that a folder named with é
+    or ü reaches the wrapper intact; 2 when the folder's name has no spelling in that code page."""
     encoding = sys.stdout.encoding or "utf-8"
     if sys.platform == "win32":
         import ctypes
         kernel32 = ctypes.WinDLL("kernel32")
-        encoding = f"cp{kernel32.GetConsoleOutputCP() or kernel32.GetOEMCP()}"
+        encoding = f"cp{kernel32.GetConsoleOutputCP() or kernel32.GetACP()}"
     try:
         data = text.encode(encoding)
     except (UnicodeEncodeError, LookupError):

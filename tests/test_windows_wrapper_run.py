@@ -82,12 +82,13 @@ def assert_ended(result, log: str, code: int) -> None:
 @windows_only
 def test_exit_0_a_run_that_sent_its_file_logged_in_log_directory_old_wrapper_logs_purged(project, sim, tmp_path):
     """Rule: the wrapper logs to wrapper_<today>.log in LOG_DIRECTORY, beside the run's own log, and deletes
-    wrapper logs dated more than LOG_PURGE_DAYS days ago (as the run's logs are purged); nothing in <project>."""
+    wrapper logs dated more than LOG_PURGE_DAYS days ago (as the run's logs are purged); nothing in <project>.
+    The folder's name has a space and an é, which reaches cmd in the code page it reads (wrapper_logs.py)."""
     sim.seed_users(1)
-    env = env_for(sim, tmp_path, LOG_DIRECTORY=str(tmp_path / "site logs"), LOG_PURGE_DAYS="3")
+    logs = tmp_path / "journaux du site \u00e9"
+    env = env_for(sim, tmp_path, LOG_DIRECTORY=str(logs), LOG_PURGE_DAYS="3")
     (tmp_path / "crown_files").mkdir()
     (tmp_path / "crown_files" / "rota.csv").write_bytes(ROW.encode())
-    logs = tmp_path / "site logs"
     logs.mkdir()
     today = date.today()
     old, kept = (logs / f"wrapper_{today - timedelta(days=d):%Y-%m-%d}.log" for d in (4, 3))
