@@ -106,7 +106,10 @@ class AtHocLink:
     def failed(self, what: str, exc: Exception) -> None:
         """Log a call-level AtHoc failure and stop further AtHoc calls in this run."""
         self.down = str(exc)
-        log.error("%s: %s", what, exc)
+        if str(exc).startswith("authentication:"):  # the seed's wording, which monitoring may watch for
+            log.error("Failed to get AtHoc authentication token. %s: %s", what, exc)
+        else:
+            log.error("%s: %s", what, exc)
         if isinstance(exc, CredentialsRefusedError) and self._client is not None:
             self._credentials_refused()  # refused at a token renewal, after the run had started
         if isinstance(exc, (CredentialsRefusedError, CredentialsBackoffError)):
