@@ -192,16 +192,19 @@ def test_settings_behave_as_the_dataclass_they_were():
 
 
 def test_a_run_with_nothing_to_do_does_not_import_dataclasses_or_argparse(tmp_path):
+    """... nor smtplib or the email package while alerts are on: they are imported only to send a message."""
     env = {k: v for k, v in os.environ.items() if k not in REQUIRED}
     env.update(REQUIRED, CSV_DIRECTORY=str(tmp_path / "in"), DB_PATH=str(tmp_path / "x.db"), SYNC_MAPPINGS="false",
                AUTO_CLEANUP_HOURS="0", LOG_DIRECTORY=str(tmp_path / "logs"),
-               PROCESSED_DIRECTORY=str(tmp_path / "p"), FAILED_FILES_DIRECTORY=str(tmp_path / "f"))
+               PROCESSED_DIRECTORY=str(tmp_path / "p"), FAILED_FILES_DIRECTORY=str(tmp_path / "f"),
+               SMTP_HOST="127.0.0.1", ALERT_FROM="b@force.example", ALERT_TO="a@force.example")
     (tmp_path / "in").mkdir()
     result = subprocess.run([sys.executable, "-X", "importtime", str(BOBOSYNC_DIR / "bobo_processor.py")], env=env,
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "Nothing to do" in result.stdout, result.stdout + result.stderr
     imported = set(re.findall(r"\|\s*([\w.]+)$", result.stderr, flags=re.M))
-    assert not imported & {"dataclasses", "argparse", "requests", "filelock", "logging.handlers", "bobo_csv"}
+    assert not imported & {"dataclasses", "argparse", "requests", "filelock", "logging.handlers", "bobo_csv",
+                           "smtplib", "email", "ssl"}
 
 
 def test_the_types_mypy_sees_are_the_tables():
