@@ -51,6 +51,9 @@ def build_parser() -> "argparse.ArgumentParser":
                       help="store the secret setting NAME (CLIENT_SECRET, PASSWORD, SMTP_PASSWORD, HTTP_PROXY or "
                            "HTTPS_PROXY: the proxy's password) in the credential store for this site; typed without "
                            "echo, or one line of standard input; then set NAME=keyring in .env")
+    mode.add_argument("--backup", metavar="PATH",
+                      help="copy the database to PATH (a new file, or a folder for a dated name) while runs go on; "
+                           "never overwrites a file")
     mode.add_argument("--task-xml", action="store_true",
                       help="print the Windows Task Scheduler definition of the every-minute task for this checkout "
                            "(schtasks /Create /TN bobosync /XML FILE /RU ACCOUNT /RP *)")
@@ -71,7 +74,7 @@ def build_parser() -> "argparse.ArgumentParser":
 # What build_parser() makes of no option at all: the scheduled run, which need not import argparse.
 SCHEDULED_RUN = dict(dry_run=False, sync_mappings=False, check=False, status=False, clear_future=False, demo=False,
                      store_secret=None, task_xml=False, delete=False, user=None, out=None, json=False,
-                     accept_drop=False, env_file=None, test_alert=False)
+                     accept_drop=False, env_file=None, backup=None, test_alert=False)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> Any:
@@ -119,6 +122,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.check:
         from preflight import run_checks
         return run_checks(args.env_file, test_alert=args.test_alert)
+    if args.backup is not None:
+        from backup import backup_command
+        return backup_command(args.backup, args.env_file)
     if args.store_secret is not None:
         from secret_command import store_command
         return store_command(args.store_secret, delete=args.delete, env_file=args.env_file)
