@@ -55,7 +55,7 @@ PROBLEMS = {
 TEST_EVENT_ID = 100
 
 
-def observe(processor: "BOBOProcessor", code: int) -> Dict[str, Optional[str]]:
+def observe(processor: "BOBOProcessor") -> Dict[str, Optional[str]]:
     """problem -> its detail when this run saw it, None when it saw it is not there; a problem this run cannot
     tell about is left out."""
     seen: Dict[str, Optional[str]] = {}
@@ -65,7 +65,7 @@ def observe(processor: "BOBOProcessor", code: int) -> Dict[str, Optional[str]]:
         seen[MAPPING_SYNC] = _mapping_sync(processor)
     now = processor.clock()
     seen[PENDING] = _pending(processor, now)
-    seen[BOBO_SILENT] = _silence(processor, now, code)
+    seen[BOBO_SILENT] = _silence(processor, now)
     return {name: detail for name, detail in seen.items() if detail != UNKNOWN}
 
 
@@ -93,7 +93,8 @@ def _athoc(processor: "BOBOProcessor", seen: Dict[str, Optional[str]]) -> None:
 def _failed_files(processor: "BOBOProcessor") -> Optional[str]:
     folder = processor.settings.failed_files_directory
     try:
-        names = [e.name for e in os.scandir(folder) if e.name.lower().endswith(".csv") and e.is_file()]
+        with os.scandir(folder) as entries:
+            names = [e.name for e in entries if e.name.lower().endswith(".csv") and e.is_file()]
     except OSError:
         return None if not folder.exists() else UNKNOWN
     if not names:
@@ -125,7 +126,7 @@ def _pending(processor: "BOBOProcessor", now: datetime) -> Optional[str]:
     return f"{len(old)} employee number(s) with events pending for over {hours:g} h: {shorten(old)}"
 
 
-def _silence(processor: "BOBOProcessor", now: datetime, code: int) -> Optional[str]:
+def _silence(processor: "BOBOProcessor", now: datetime) -> Optional[str]:
     """No BOBO file newer than BOBO_SILENCE_MINUTES. The newest file's time is kept in run_state; the first
     run that looks starts the count (a new site is not silent at once)."""
     db, minutes = processor.db, processor.settings.bobo_silence_minutes

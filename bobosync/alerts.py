@@ -55,7 +55,7 @@ def after_run(processor: "BOBOProcessor", code: int) -> int:
     deadline = min(started + ALERT_SECONDS, max(run_end, started + 3))
     try:
         book = AlertBook(settings, processor.db, processor.clock())
-        book.record(observe(processor, code))
+        book.record(observe(processor))
         crash_point("alert_decided")
         book.deliver(deadline)
     except sqlite3.Error as exc:  # the database busy or refusing: the next run looks again
@@ -74,7 +74,7 @@ class AlertBook:
 
     def rows(self) -> Dict[str, Row]:
         cur = self.conn.execute(SELECT_ROWS)
-        return {row[0]: dict(zip(COLUMNS, row)) for row in cur}
+        return {row[0]: dict(zip(COLUMNS, row)) for row in cur if row[0] in PROBLEMS}  # (not a newer version's)
 
     def record(self, seen: Dict[str, Optional[str]]) -> None:
         """What the run saw (problem -> detail, None: not there), and the messages it makes due, in one
