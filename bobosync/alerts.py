@@ -11,8 +11,8 @@ deliver it) in the transaction that records the change of state, and leaves the 
 transaction after a transport accepted it. A run killed before delivering leaves it to the next run
 (never lost), and a change of state is never announced twice (it is recorded with its message). A run
 killed in the instant between the mail server's acceptance and that transaction leaves the message
-marked sending_since: the next run sends it again, with the same Message-ID, which mail programs show
-once. Of losing an alert and sending it twice, that is the lesser harm.
+marked sending_since: the next run sends it again, with the same Message-ID, so a mail system that
+detects duplicates shows it once. Of losing an alert and sending it twice, that is the lesser harm.
 """
 import logging
 import sqlite3
@@ -152,8 +152,8 @@ class AlertBook:
         left = [t for t in transports_left if t in configured]
         if row["sending_since"]:
             log.warning("The alert %r may have gone out already: a run stopped while sending it at %s. It is sent "
-                        "again with the same Message-ID, which mail programs show once", row["subject"],
-                        row["sending_since"])
+                        "again with the same Message-ID, so a mail system that detects duplicates shows it once",
+                        row["subject"], row["sending_since"])
         message = Message(row["message_kind"], row["problem"], row["subject"], row["body"], row["message_id"],
                           PROBLEMS[row["problem"]].event_id)
         for transport in list(left):
