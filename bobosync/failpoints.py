@@ -2,7 +2,8 @@
 
 BOBOSYNC_CRASH_AT=<point> kills the process at a named point of a run: the fault tests prove
 that a run killed there loses nothing and the next run recovers (points: after_parse,
-after_athoc, after_commit, during_mapping_replace).
+after_athoc, after_commit, during_mapping_replace; alert_decided: an alert's message decided and
+stored, not yet sent; alert_sent: a transport accepted it, not yet recorded as delivered).
 
 BOBOSYNC_UNREADABLE=<file name> refuses reading that file, as Windows refuses a file another
 program locks (a test running as root cannot use permissions for that).
@@ -12,6 +13,10 @@ BOBOSYNC_TEST_BACKOFF_SCALE=<factor> scales the AtHoc client's waits between ret
 
 BOBOSYNC_TEST_ENV_DIRS=<folders, separated by os.pathsep> are searched for .env instead of bobosync/ and
 the project root (config.env_file_candidates), so that the suite never reads the operator's .env.
+
+BOBOSYNC_TEST_EVENTCREATE_ON_PATH=1 lets ALERT_EVENT_LOG use an `eventcreate` found on PATH (a stand-in
+that records its arguments), on any system, instead of Windows' own System32\\eventcreate.exe
+(alert_settings.eventcreate_program).
 """
 import os
 
