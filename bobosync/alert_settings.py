@@ -8,6 +8,7 @@ BOBOSYNC_TEST_EVENTCREATE_ON_PATH (failpoints.py) lets the suite use a stand-in 
 import os
 import re
 from typing import TYPE_CHECKING, Any, List, Tuple
+from url_secrets import valid_dns_name
 
 if TYPE_CHECKING:
     from config import Settings
@@ -56,10 +57,8 @@ def check_smtp_host(s: "Setting", text: str, host: str, warnings: List[str]) -> 
                          f"(smtp.force.example); the port goes in SMTP_PORT, TLS in SMTP_SECURITY")
     if host.count(":") == 1:
         raise ValueError(f"{s.name}={host!r} holds a port: write the host alone and the port in SMTP_PORT")
-    try:
-        host.strip("[]").encode("idna")
-    except UnicodeError:
-        raise ValueError(f"{s.name}={host!r} is not a valid host name") from None
+    if not valid_dns_name(host.strip("[]")):
+        raise ValueError(f"{s.name}={host!r} is not a valid host name")
     return host.strip("[]")
 
 
