@@ -45,6 +45,13 @@ def build_parser() -> "argparse.ArgumentParser":
     mode.add_argument("--clear-future", action="store_true",
                       help="forget duty states dated ahead of the clock (a wrong terminal clock or a typo that an "
                            "older bobosync accepted) and clear their duty field in AtHoc; --status lists them")
+    mode.add_argument("--history", metavar="EMPLOYEE_OR_LOGIN",
+                      help="that person's audit trail, newest first: every event read, what bobosync decided, what "
+                           "AtHoc answered; local only, no network")
+    mode.add_argument("--on-duty-at", nargs="+", metavar=("WHEN", "EMPLOYEE"),
+                      help="who AtHoc's duty field, as bobosync set it, said was on duty at WHEN (\"DD/MM/YYYY "
+                           "HH:MM[:SS]\", local time), from the audit trail; with EMPLOYEE (or a LOGIN_ID), that "
+                           "person and the event that put them there; local only")
     mode.add_argument("--demo", action="store_true",
                       help="rehearse one run against a built-in AtHoc simulator; needs no AtHoc and no .env")
     mode.add_argument("--store-secret", metavar="NAME",
@@ -58,7 +65,8 @@ def build_parser() -> "argparse.ArgumentParser":
     parser.add_argument("--user", metavar="ACCOUNT", help="with --task-xml: the account the task runs as")
     parser.add_argument("--out", metavar="FILE", help="with --task-xml: write the XML to FILE in UTF-16, as "
                                                       "schtasks /XML reads it")
-    parser.add_argument("--json", action="store_true", help="with --status: print JSON")
+    parser.add_argument("--since", metavar="WHEN", help="with --history: from WHEN on (DD/MM/YYYY [HH:MM[:SS]])")
+    parser.add_argument("--json", action="store_true", help="with --status, --history or --on-duty-at: print JSON")
     parser.add_argument("--accept-drop", action="store_true",
                         help="with --sync-mappings: apply a listing that drops more than MAPPING_DROP_LIMIT_PERCENT "
                              "of the mappings held (after checking in AtHoc that it is right)")
@@ -71,7 +79,8 @@ def build_parser() -> "argparse.ArgumentParser":
 # What build_parser() makes of no option at all: the scheduled run, which need not import argparse.
 SCHEDULED_RUN = dict(dry_run=False, sync_mappings=False, check=False, status=False, clear_future=False, demo=False,
                      store_secret=None, task_xml=False, delete=False, user=None, out=None, json=False,
-                     accept_drop=False, env_file=None, wrapper_logs=False)
+                     accept_drop=False, env_file=None, wrapper_logs=False, history=None, since=None,
+                     on_duty_at=None)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> Any:
@@ -81,8 +90,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> Any:
         return SimpleNamespace(**SCHEDULED_RUN)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.json and not args.status:
-        parser.error("--json goes with --status")
+    if args.json and not (args.status or args.history is not None or args.on_duty_at):
+        parser.error("--json goes with --status, --history or --on-duty-at")
+    if args.since is not None and args.history is None:
+        parser.error("--since goes with --history")
+    if args.on_duty_at and len(args.on_duty_at) > 2:
+        parser.error("--on-duty-at takes WHEN and at most one EMPLOYEE (quote WHEN: \"01/10/2024 03:00\")")
     if args.accept_drop and not args.sync_mappings:
         parser.error("--accept-drop goes with --sync-mappings")
     if args.delete and args.store_secret is None:
@@ -126,11 +139,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.task_xml:
         from task_xml import task_xml_command
         return task_xml_command(user=args.user, out=args.out, env_file=args.env_file)
+    local = args.status or args.history is not None or bool(args.on_duty_at)  # no AtHoc credentials needed
     try:
-        settings = load_settings(args.env_file, local=args.status)  # --status is local: no AtHoc credentials needed
+        settings = load_settings(args.env_file, local=local)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
+    if args.history is not None or args.on_duty_at:
+        from audit_query import run_query
+        return run_query(settings.db_path, args.history, args.since, args.on_duty_at, args.json)
     if args.status:
         from status_report import print_status
         return print_status(settings, as_json=args.json)

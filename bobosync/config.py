@@ -87,6 +87,7 @@ class Settings:
         log_level: str
         log_directory: Path
         log_purge_days: int
+        audit_retention_days: int
 
     def __init__(self, **values: Any):
         unknown = set(values) - set(self.__annotations__)

@@ -6,8 +6,9 @@ records the schema version.
 """
 import sqlite3
 
-SCHEMA_VERSION = 3  # 2: run_state timestamps all 'YYYY-MM-DD HH:MM:SS' (1 wrote some with a 'T');
-# 3: duty_state keeps the whole order of the event applied (file order and line, for ties)
+SCHEMA_VERSION = 4  # 2: run_state timestamps all 'YYYY-MM-DD HH:MM:SS' (1 wrote some with a 'T');
+# 3: duty_state keeps the whole order of the event applied (file order and line, for ties);
+# 4: the audit trail (audit_trail, audit_people, audit_files, audit_snapshot, the audit_view view): new tables only
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS worker_mapping (
@@ -81,6 +82,48 @@ CREATE TABLE IF NOT EXISTS run_state (
     key TEXT PRIMARY KEY,
     value TEXT
 );
+-- The audit trail (audit.py writes it, audit_query.py reads it; process.md, "The audit trail").
+-- Times are local, as the integer YYYYMMDDHHMMSS.
+CREATE TABLE IF NOT EXISTS audit_people (  -- each employee number with each AtHoc LOGIN_ID it had ('' for none)
+    id INTEGER PRIMARY KEY,
+    employee_id TEXT NOT NULL,
+    login TEXT NOT NULL DEFAULT '',
+    UNIQUE (employee_id, login)
+);
+CREATE INDEX IF NOT EXISTS audit_people_login ON audit_people (login COLLATE NOCASE);
+CREATE TABLE IF NOT EXISTS audit_files (  -- the names of the files events were read from
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    last_seen INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_trail (  -- one row per event read, and per change made to AtHoc's duty field
+    id INTEGER PRIMARY KEY,      -- the order rows were recorded in
+    at INTEGER NOT NULL,         -- when it was recorded; for a value sent, once AtHoc had answered
+    person INTEGER NOT NULL,     -- audit_people.id
+    event INTEGER,               -- 1 book-on, 0 book-off, NULL none
+    event_time INTEGER,          -- the BOBO clocking time
+    created INTEGER,             -- BOBO's record created, NULL when the file has none
+    file INTEGER,                -- audit_files.id, with line: where the event was read
+    line INTEGER,
+    decision TEXT NOT NULL,      -- audit.DECISIONS
+    ref INTEGER,                 -- superseded: the audit_trail.id of the event that won
+    sent TEXT,                   -- the duty value sent to AtHoc ('' clears it), NULL when nothing was sent
+    answer TEXT,                 -- AtHoc's answer: 'ok', or 'gone: ...' / 'failed: ...' with its words
+    detail TEXT                  -- why, in words
+);
+CREATE INDEX IF NOT EXISTS audit_trail_day ON audit_trail (at / 1000000, person, at);
+CREATE TABLE IF NOT EXISTS audit_snapshot (  -- the rows holding an on-duty value at the start of each day
+    day INTEGER NOT NULL,
+    trail_id INTEGER NOT NULL,   -- 0: the day's snapshot was taken (also when nobody was on duty)
+    PRIMARY KEY (day, trail_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS audit_snapshot_row ON audit_snapshot (trail_id);
+CREATE VIEW IF NOT EXISTS audit_view AS  -- the trail in words and names, for people and reports
+    SELECT t.id, t.at, p.employee_id, p.login,
+           CASE t.event WHEN 1 THEN 'book-on' WHEN 0 THEN 'book-off' END AS event,
+           t.event_time, t.created AS record_created, f.name AS source_file, t.line, t.decision, t.ref, t.sent,
+           t.answer, t.detail
+    FROM audit_trail t JOIN audit_people p ON p.id = t.person LEFT JOIN audit_files f ON f.id = t.file;
 """
 
 

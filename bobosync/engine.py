@@ -157,9 +157,9 @@ class BOBOProcessor:
         now = self.clock()
         tolerance = timedelta(minutes=self.settings.future_tolerance_minutes)
         not_after = "" if self.clock_check.skewed(now) else (now + tolerance).strftime("%Y%m%d%H%M%S")
-        winners, reports = read_batch(files, result, self.inbox.order_of, not_after)
+        winners, reports, losers = read_batch(files, result, self.inbox.order_of, not_after)
         crash_point("after_parse")
-        return plan_updates(winners, reports, self.db, self.settings, result)
+        return plan_updates(winners, reports, self.db, self.settings, result, losers)
 
     @_like_a_run
     def process_file_batch(self, files: Sequence[Path]) -> BatchResult:
@@ -219,12 +219,14 @@ class BOBOProcessor:
 
     @_like_a_run
     def purge_processed_files(self) -> int:
-        """Delete processed files older than PROCESSED_FILES_PURGE_DAYS (0 keeps them); at most hourly."""
+        """Delete processed files older than PROCESSED_FILES_PURGE_DAYS (0 keeps them), and audit trail rows older
+        than AUDIT_RETENTION_DAYS (audit.maintain, in bounded time); at most hourly."""
         now = self.clock()
-        if self.settings.processed_files_purge_days <= 0 or \
-                not is_due(self.db.get_state("last_purge"), now, PURGE_INTERVAL):
+        if not is_due(self.db.get_state("last_purge"), now, PURGE_INTERVAL):
             return 0
-        removed = self.inbox.purge_processed(now)
+        removed = self.inbox.purge_processed(now) if self.settings.processed_files_purge_days > 0 else 0
+        from audit import maintain
+        maintain(self.db, now, self.settings.audit_retention_days)
         self.db.set_state("last_purge", stamp(now))
         return removed
 

@@ -10,6 +10,8 @@ program locks (a test running as root cannot use permissions for that).
 BOBOSYNC_TEST_BACKOFF_SCALE=<factor> scales the AtHoc client's waits between retries
 (back-off and Retry-After): 0 waits not at all, so the outage tests need not sleep.
 
+BOBOSYNC_TEST_NO_AUDIT=1 records no audit trail, so that the benchmark can tell what recording it costs.
+
 BOBOSYNC_TEST_ENV_DIRS=<folders, separated by os.pathsep> are searched for .env instead of bobosync/ and
 the project root (config.env_file_candidates), so that the suite never reads the operator's .env.
 """
@@ -18,6 +20,7 @@ import os
 ENV_VAR = "BOBOSYNC_CRASH_AT"
 UNREADABLE_VAR = "BOBOSYNC_UNREADABLE"
 BACKOFF_SCALE_VAR = "BOBOSYNC_TEST_BACKOFF_SCALE"
+AUDIT_OFF_VAR = "BOBOSYNC_TEST_NO_AUDIT"
 
 
 def crash_point(name: str) -> None:

@@ -230,6 +230,7 @@ SETTINGS = (
     Setting("LOG_LEVEL", "log_level", TEXT, "INFO", check=_log_level),
     Setting("LOG_DIRECTORY", "log_directory", PATH, "../logs"),
     Setting("LOG_PURGE_DAYS", "log_purge_days", INT, "10", 0, 3650),
+    Setting("AUDIT_RETENTION_DAYS", "audit_retention_days", INT, "400", 0, 36500),
 )
 # Every variable load_settings reads: the settings and their fallbacks.
 ENVIRONMENT_NAMES = tuple(s.name for s in SETTINGS) + tuple(s.fallback for s in SETTINGS if s.fallback)
