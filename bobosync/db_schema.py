@@ -118,6 +118,19 @@ CREATE TABLE IF NOT EXISTS audit_snapshot (  -- the rows holding an on-duty valu
     PRIMARY KEY (day, trail_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS audit_snapshot_row ON audit_snapshot (trail_id);
+-- One row per scheduled run, written with its last_run state (run_history.py; --report reads it).
+CREATE TABLE IF NOT EXISTS run_history (
+    id INTEGER PRIMARY KEY,
+    started INTEGER NOT NULL,    -- local YYYYMMDDHHMMSS, as the trail's times
+    ended INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    exit_code INTEGER NOT NULL,
+    files INTEGER NOT NULL, files_done INTEGER NOT NULL, files_failed INTEGER NOT NULL,
+    updated INTEGER NOT NULL, stale INTEGER NOT NULL, pending INTEGER NOT NULL, rejected INTEGER NOT NULL,
+    failed INTEGER NOT NULL, gone INTEGER NOT NULL,
+    problems TEXT NOT NULL DEFAULT ''  -- why AtHoc calls stopped, why a person must act ('' none)
+);
+CREATE INDEX IF NOT EXISTS run_history_started ON run_history (started);
 CREATE VIEW IF NOT EXISTS audit_view AS  -- the trail in words and names, for people and reports
     SELECT t.id, t.at, p.employee_id, p.login,
            CASE t.event WHEN 1 THEN 'book-on' WHEN 0 THEN 'book-off' END AS event,
