@@ -1,0 +1,178 @@
+"""--report: one self-contained HTML page for an incident review (who was on duty, and why, over a period), built
+from the database alone: no network, no AtHoc credentials. Jinja2 (autoescaping) writes the page, pygal the SVG
+charts; both are imported only here. The data is read by report_data.py."""
+import sqlite3
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import report_data
+from audit_query import QueryError, TrailUnavailable, open_trail, parse_when
+from config import Settings
+from results import EXIT_CONFIG, EXIT_OK, EXIT_RETRY
+
+TEMPLATE = Path(__file__).with_name("report_page.html")
+_HM = "%H:%M"
+
+
+def period(day: Optional[str], since: Optional[str], until: Optional[str], now: datetime) -> Tuple[datetime, datetime]:
+    """The period asked for: --day (a whole day), --since [--until] (until defaults to now), else today."""
+    if day is not None:
+        try:
+            start = datetime.strptime(day.strip(), "%d/%m/%Y")
+        except ValueError:
+            raise QueryError(f"--day {day!r}: not a date; write it as DD/MM/YYYY (for example 01/10/2024)") from None
+        return start, start + timedelta(days=1)
+    if since is not None or until is not None:
+        start = parse_when(since, "--since") if since else now.replace(hour=0, minute=0, second=0, microsecond=0)
+        end = parse_when(until, "--until") if until else now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        if end <= start:
+            raise QueryError(f"--until {until!r} is not after --since {since!r}: give a period that moves forward")
+        return start, end
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start, start + timedelta(days=1)
+
+
+def _style() -> Any:
+    from pygal.style import Style
+    return Style(background="white", plot_background="white", foreground="#222", foreground_strong="#000",
+                 foreground_subtle="#888", font_family="sans-serif", colors=("#1f4e99", "#555555", "#b00020", "#000"),
+                 label_font_size=11, major_label_font_size=11, legend_font_size=12, value_label_font_size=10)
+
+
+def _config(**extra: Any) -> Dict[str, Any]:
+    return dict(style=_style(), js=[], disable_xml_declaration=True, explicit_size=False, width=1000,
+                show_x_guides=False, x_value_formatter=lambda moment: moment.strftime(_HM), legend_at_bottom=True,
+                truncate_legend=-1, truncate_label=-1, print_labels=True, **extra)
+
+
+def duty_chart(points: List[Tuple[datetime, int]], runs: List[Dict[str, Any]],
+               gaps: List[Tuple[datetime, datetime]]) -> str:
+    """The on-duty count over the period, each run a dot on the baseline (failed or late ones labelled), and each
+    gap a thick dashed stretch; an SVG element."""
+    import pygal
+    chart = pygal.DateTimeLine(**_config(height=360, x_label_rotation=0, show_dots=False, include_x_axis=True,
+                                         allow_interruptions=True, y_title="people on duty"))
+    chart.add("People on duty (AtHoc's field as bobosync set it)", [(t, n) for t, n in points],
+              stroke_style={"width": 2})
+    ok = [{"value": (r["start"], 0), "label": f"run {r['start']:%H:%M:%S}, exit 0"} for r in runs
+          if not (r["failed_run"] or r["late"])]
+    bad = [{"value": (r["start"], 0), "label": f"exit {r['exit_code']}" + (" late" if r["late"] else "")}
+           for r in runs if r["failed_run"] or r["late"]]
+    chart.add("Scheduled run, exit 0 (small dot)", ok, show_dots=True, dots_size=2, stroke=False, print_labels=False)
+    chart.add("Run failed or late (large dot, labelled)", bad, show_dots=True, dots_size=6, stroke=False)
+    stretches: List[Any] = []
+    for a, b in gaps:
+        stretches += [{"value": (a, 0), "label": "no run"}, (b, 0), None]
+    chart.add("No run (thick dashed line)", stretches, show_dots=False,
+              stroke_style={"width": 6, "dasharray": "8, 6"})
+    return _svg(chart)
+
+
+def _svg(chart: Any) -> str:
+    """The chart as an SVG element without pygal's script (its tooltips' configuration): the page runs nothing."""
+    from xml.etree import ElementTree
+    root = chart.render_tree()
+    for parent in list(root.iter()):
+        for child in [c for c in parent if str(c.tag).rsplit("}", 1)[-1] == "script"]:
+            parent.remove(child)
+    return ElementTree.tostring(root, encoding="unicode")
+
+
+def lane_chart(rows: List[Dict[str, Any]], start: datetime, end: datetime) -> str:
+    """One person's lane: BOBO's events at their clocking time (top), AtHoc's updates when AtHoc confirmed them
+    (middle) and decisions that sent nothing (bottom), each event joined to its outcome by a dashed line."""
+    import pygal
+    chart = pygal.DateTimeLine(**_config(height=220, show_dots=True, dots_size=4, range=(-0.5, 2.5),
+                                         y_labels=[{"label": "not sent", "value": 0},
+                                                   {"label": "AtHoc set", "value": 1},
+                                                   {"label": "BOBO event", "value": 2}]))
+    events, sets, unsent, links = [], [], [], []  # type: ignore[var-annotated]
+    for row in rows:
+        at = datetime.strptime(row["at"], "%Y-%m-%d %H:%M:%S")
+        if row["clocking_time"]:
+            clocked = datetime.strptime(row["clocking_time"], "%Y-%m-%d %H:%M:%S")
+            events.append({"value": (clocked, 2), "label": row["event"] or ""})
+            links += [(clocked, 2), (at, 1 if row["answer"] == "ok" else 0), None]
+        if row["answer"] == "ok":
+            sets.append({"value": (at, 1), "label": "on" if row["sent"] else "blank"})
+        else:
+            unsent.append({"value": (at, 0), "label": row["decision"]})
+    chart.add("BOBO event (clocking time)", events, stroke=False)
+    chart.add("AtHoc updated (when it confirmed)", sets, stroke=False)
+    chart.add("Not sent or not applied (decision)", unsent, stroke=False)
+    chart.add("Event to outcome", links, show_dots=False, allow_interruptions=True,
+              stroke_style={"width": 1, "dasharray": "3, 3"}, print_labels=False)
+    return _svg(chart)
+
+
+def health(runs: List[Dict[str, Any]], gaps: List[Tuple[datetime, datetime]]) -> str:
+    """healthy / degraded / failing, from the period's runs."""
+    if not runs:
+        return "no run recorded in this period"
+    failed = sum(1 for r in runs if r["failed_run"])
+    if runs[-1]["failed_run"]:
+        return f"failing: the last run of the period exited {runs[-1]['exit_code']} ({runs[-1]['problems'] or 'see the log'})"
+    if failed or gaps or any(r["late"] for r in runs):
+        return f"degraded: {failed} failed run(s), {len(gaps)} gap(s) with no run, then recovered"
+    return "healthy: every run of the period exited 0"
+
+
+def build(conn: sqlite3.Connection, settings: Settings, start: datetime, end: datetime, people: Sequence[str],
+          now: datetime) -> str:
+    """The page's HTML."""
+    import jinja2
+    step, points = report_data.on_duty_series(conn, start, end)
+    runs = report_data.runs(conn, start, end)
+    gaps = report_data.gaps(runs, start, min(end, now))
+    lanes = []
+    for text in people:
+        person = report_data.person_rows(conn, text, start, end)
+        lanes.append({"name": person["_name"], "rows": person["rows"],
+                      "chart": jinja2.utils.markupsafe.Markup(lane_chart(person["rows"], start, end))
+                      if person["rows"] else ""})
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    template = env.from_string(TEMPLATE.read_text(encoding="utf-8"))
+    return template.render(
+        start=start, end=end, now=now, step=step, points=points, runs=runs, gaps=gaps, lanes=lanes,
+        idle=sum(1 for r in runs if r["idle"]), health=health(runs, gaps), settings=settings,
+        zone=now.astimezone().tzname() or "local", alerts=report_data.alerts(conn),
+        files=report_data.files(conn, start, end, settings.csv_directory, settings.failed_files_directory),
+        chart=jinja2.utils.markupsafe.Markup(duty_chart(points, runs, gaps)), version=_version())
+
+
+def _version() -> str:
+    from version import VERSION
+    return VERSION
+
+
+def run_report(settings: Settings, day: Optional[str], since: Optional[str], until: Optional[str],
+               people: Sequence[str], out: Optional[str]) -> int:
+    """--report: write the page and print its path; exit 2 for bad input, 1 when the database cannot be read."""
+    now = datetime.now()
+    try:
+        start, end = period(day, since, until, now)
+        conn = open_trail(settings.db_path)
+        try:
+            html = build(conn, settings, start, end, people, now)
+        finally:
+            conn.close()
+        path = Path(out) if out else Path.cwd() / f"bobosync_report_{start:%Y-%m-%d}.html"
+        path.write_text(html, encoding="utf-8")
+    except QueryError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    except TrailUnavailable as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_RETRY
+    except sqlite3.Error as exc:
+        print(f"Database {settings.db_path} cannot be read ({exc}): if another program holds it, close it and try "
+              f"again", file=sys.stderr)
+        return EXIT_RETRY
+    except OSError as exc:
+        print(f"The report cannot be written to {exc.filename or out}: {exc.strerror or exc}; choose another --out",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    print(path.resolve())
+    return EXIT_OK

