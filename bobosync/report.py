@@ -41,10 +41,19 @@ def _style() -> Any:
                  label_font_size=11, major_label_font_size=11, legend_font_size=12, value_label_font_size=10)
 
 
-def _config(**extra: Any) -> Dict[str, Any]:
+def _config(start: datetime, end: datetime, **extra: Any) -> Dict[str, Any]:
+    """Settings shared by the charts: the period on the x axis, no script, labels printed beside their dots."""
+    form = "%H:%M:%S" if end - start <= timedelta(minutes=15) else "%H:%M" if end - start <= timedelta(days=2) \
+        else "%d/%m %H:%M"
     return dict(style=_style(), js=[], disable_xml_declaration=True, explicit_size=False, width=1000,
-                show_x_guides=False, x_value_formatter=lambda moment: moment.strftime(_HM), legend_at_bottom=True,
-                truncate_legend=-1, truncate_label=-1, print_labels=True, **extra)
+                show_x_guides=False, x_value_formatter=lambda moment: moment.strftime(form), legend_at_bottom=True,
+                truncate_legend=-1, truncate_label=-1, print_labels=True, margin_right=60,
+                xrange=(start.timestamp(), end.timestamp()), **extra)
+
+
+def _ticks(top: int) -> List[int]:
+    step = max(1, -(-top // 5))
+    return list(range(0, top + step, step))
 
 
 def duty_chart(points: List[Tuple[datetime, int]], runs: List[Dict[str, Any]],
@@ -52,19 +61,26 @@ def duty_chart(points: List[Tuple[datetime, int]], runs: List[Dict[str, Any]],
     """The on-duty count over the period, each run a dot on the baseline (failed or late ones labelled), and each
     gap a thick dashed stretch; an SVG element."""
     import pygal
-    chart = pygal.DateTimeLine(**_config(height=360, x_label_rotation=0, show_dots=False, include_x_axis=True,
-                                         allow_interruptions=True, y_title="people on duty"))
-    chart.add("People on duty (AtHoc's field as bobosync set it)", [(t, n) for t, n in points],
-              stroke_style={"width": 2})
-    ok = [{"value": (r["start"], 0), "label": f"run {r['start']:%H:%M:%S}, exit 0"} for r in runs
-          if not (r["failed_run"] or r["late"])]
-    bad = [{"value": (r["start"], 0), "label": f"exit {r['exit_code']}" + (" late" if r["late"] else "")}
+    top = max([n for _, n in points] + [1])
+    base = -top / 12  # the strip below zero where the runs and the gaps are drawn
+    start, end = points[0][0], points[-1][0] + (points[-1][0] - points[-2][0] if len(points) > 1 else timedelta(1))
+    chart = pygal.DateTimeLine(**_config(start, end, height=360, show_dots=False, allow_interruptions=True,
+                                         range=(2 * base, top * 1.05), y_labels=_ticks(top),
+                                         y_title="people on duty"))
+    steps: List[Tuple[datetime, int]] = []
+    for t, n in points:  # a step: the count holds until the minute it changes
+        if steps and steps[-1][1] != n:
+            steps.append((t, steps[-1][1]))
+        steps.append((t, n))
+    chart.add("People on duty (AtHoc's field as bobosync set it)", steps, stroke_style={"width": 2})
+    ok = [(r["start"], base) for r in runs if not (r["failed_run"] or r["late"])]
+    bad = [{"value": (r["start"], base), "label": f"exit {r['exit_code']}" + (" late" if r["late"] else "")}
            for r in runs if r["failed_run"] or r["late"]]
-    chart.add("Scheduled run, exit 0 (small dot)", ok, show_dots=True, dots_size=2, stroke=False, print_labels=False)
+    chart.add("Scheduled run, exit 0 (small dot)", ok, show_dots=True, dots_size=2, stroke=False)
     chart.add("Run failed or late (large dot, labelled)", bad, show_dots=True, dots_size=6, stroke=False)
     stretches: List[Any] = []
     for a, b in gaps:
-        stretches += [{"value": (a, 0), "label": "no run"}, (b, 0), None]
+        stretches += [(a, base), (b, base), None]
     chart.add("No run (thick dashed line)", stretches, show_dots=False,
               stroke_style={"width": 6, "dasharray": "8, 6"})
     return _svg(chart)
@@ -84,11 +100,16 @@ def lane_chart(rows: List[Dict[str, Any]], start: datetime, end: datetime) -> st
     """One person's lane: BOBO's events at their clocking time (top), AtHoc's updates when AtHoc confirmed them
     (middle) and decisions that sent nothing (bottom), each event joined to its outcome by a dashed line."""
     import pygal
-    chart = pygal.DateTimeLine(**_config(height=220, show_dots=True, dots_size=4, range=(-0.5, 2.5),
+    moments = [datetime.strptime(t, "%Y-%m-%d %H:%M:%S") for r in rows for t in (r["at"], r["clocking_time"]) if t]
+    chart = pygal.DateTimeLine(**_config(min(moments + [start]), max(moments + [end]), height=220, show_dots=True,
+                                         dots_size=4, range=(-0.5, 2.5),
                                          y_labels=[{"label": "not sent", "value": 0},
                                                    {"label": "AtHoc set", "value": 1},
                                                    {"label": "BOBO event", "value": 2}]))
-    events, sets, unsent, links = [], [], [], []  # type: ignore[var-annotated]
+    events: List[Any] = []
+    sets: List[Any] = []
+    unsent: List[Any] = []
+    links: List[Any] = []
     for row in rows:
         at = datetime.strptime(row["at"], "%Y-%m-%d %H:%M:%S")
         if row["clocking_time"]:
@@ -113,7 +134,8 @@ def health(runs: List[Dict[str, Any]], gaps: List[Tuple[datetime, datetime]]) ->
         return "no run recorded in this period"
     failed = sum(1 for r in runs if r["failed_run"])
     if runs[-1]["failed_run"]:
-        return f"failing: the last run of the period exited {runs[-1]['exit_code']} ({runs[-1]['problems'] or 'see the log'})"
+        last = runs[-1]
+        return f"failing: the last run of the period exited {last['exit_code']} ({last['problems'] or 'see the log'})"
     if failed or gaps or any(r["late"] for r in runs):
         return f"degraded: {failed} failed run(s), {len(gaps)} gap(s) with no run, then recovered"
     return "healthy: every run of the period exited 0"

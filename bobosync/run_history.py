@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 PURGE_CHUNK = 10_000  # rows per delete transaction (a day has 1,440 runs)
 PURGE_CHUNKS = 5
 _INSERT = ("INSERT INTO run_history (started, ended, duration_ms, exit_code, files, files_done, files_failed, "
-           "updated, stale, pending, rejected, failed, gone, problems) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+           "updated, stale, pending, rejected, failed, gone, problems) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+           "?)")
 
 
 def number(moment: datetime) -> int:

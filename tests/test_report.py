@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Tuple
 import pytest
 
 from failpoints import CLOCK_VAR
-from testsite import DOMAIN, Site, off, on
+from testsite import Site, off, on
 
 DAY = "2024-06-17"
 SINCE, UNTIL = "17/06/2024 03:00", "17/06/2024 03:10"
@@ -163,6 +163,7 @@ def test_report_shows_on_duty_counts_runs_people_and_files(incident, tmp_path):
     assert page.rows("files-waiting") == [["none"]] and page.rows("files-failed") == [["none"]]
     _stands_alone(page, html)
     _charts_ok(page, runs=3)
+    assert duty_dots(html) == 3
 
 
 def _split(rows: List[List[str]]) -> List[List[List[str]]]:
@@ -187,10 +188,14 @@ def _stands_alone(page: Page, html: str) -> None:
 
 
 def _charts_ok(page: Page, runs: int) -> None:
-    svgs = [a for t, a in page.tags if t == "svg"]
-    assert svgs, "no chart"
-    dots = [a for t, a in page.tags if t == "circle" and "dot" in (a.get("class") or "")]
-    assert len(dots) >= runs
+    assert [a for t, a in page.tags if t == "svg"], "no chart"
+
+
+def duty_dots(html: str) -> int:
+    """The dots of the on-duty chart: one per run (the count itself is a line)."""
+    chart = html.split('id="duty-chart"', 1)[1].split("</div>", 1)[0]
+    assert "<svg" in chart
+    return chart.count("<circle")
 
 
 def test_every_value_from_athoc_bobo_or_a_file_name_is_text(sim, tmp_path):
@@ -236,3 +241,56 @@ def test_report_needs_no_athoc_credentials_and_writes_the_default_name(sim, tmp_
     assert sc.main("--report", "--day", "17/06/2024") == 0, sc.output
     assert (tmp_path / "bobosync_report_2024-06-17.html").is_file()
     assert Path(sc.output.strip()) == (tmp_path / "bobosync_report_2024-06-17.html").resolve()
+
+
+def _browser() -> Optional[str]:
+    return next((found for name in ("chromium", "chromium-browser", "google-chrome") for found in [shutil.which(name)]
+                 if found), None)
+
+
+def rendered_rows(png: bytes) -> Tuple[int, int]:
+    """(rows with more than one colour, all rows) of an 8-bit RGB(A) PNG: decoded with zlib, the rows left filtered
+    (a row of one colour is filtered to at most two byte values whatever the filter)."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, width, height, channels = 8, b"", 0, 0, 0
+    while pos < len(png):
+        length = int.from_bytes(png[pos:pos + 4], "big")
+        kind, data = png[pos + 4:pos + 8], png[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height = int.from_bytes(data[:4], "big"), int.from_bytes(data[4:8], "big")
+            assert data[8] == 8, "not 8 bits per channel"
+            channels = {2: 3, 6: 4}[data[9]]
+        elif kind == b"IDAT":
+            idat += data
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    stride = 1 + width * channels
+    assert len(raw) == stride * height
+    busy = sum(1 for y in range(height) if len(set(raw[y * stride + 1:(y + 1) * stride])) > 2)
+    return busy, height
+
+
+def test_the_page_renders_in_a_real_browser(incident, tmp_path):
+    """Rule: the page opens from disk in a real browser (headless chromium) with nothing to fetch: the screenshot
+    is not blank, the DOM holds the chart's SVG with one dot per run, and the console logged nothing."""
+    browser = _browser()
+    if browser is None:
+        if sys.platform == "win32":
+            pytest.skip("the Windows leg runs under Wine, which has no browser")
+        if REQUIRE_BROWSER:
+            pytest.fail("BOBOSYNC_REQUIRE_BROWSER=1 but no chromium is installed (apt-get install chromium)")
+        pytest.skip("no chromium on this machine (apt-get install chromium); CI requires it")
+    _, _, out = report(incident, tmp_path, "--since", SINCE, "--until", UNTIL, "--person", "10001", "--person", "10002")
+    shot = tmp_path / "shot.png"
+    result = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                             "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,1400",
+                             "--enable-logging=stderr", "--v=0", f"--screenshot={shot}", "--dump-dom",
+                             out.resolve().as_uri()], capture_output=True, text=True, timeout=60)
+    assert shot.is_file(), result.stderr[-2000:]
+    busy, height = rendered_rows(shot.read_bytes())
+    assert busy > height // 5, f"the screenshot is nearly blank: {busy} of {height} rows have anything drawn"
+    dom = result.stdout
+    assert duty_dots(dom) == 3, "the chart's SVG is not in the rendered page, or not with one dot per run"
+    assert dom.count('class="chart lane"') == 2
+    console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
+    assert not console, console
