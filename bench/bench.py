@@ -45,6 +45,8 @@ SETTLED = 3600  # files are written with modification times this many seconds in
 TRAIL_COST_RATIO = 1.25  # a shift change recording the audit trail, against one with the trail switched off
 PERSON_QUERY_S = 0.2  # --history / --on-duty-at for one person, the whole command
 FORCE_QUERY_S = 5.0  # --on-duty-at for the whole force, the whole command
+REPORT_S = 5.0  # --report for one day of the whole force, the whole command
+REPORT_MB = 5.0  # and the page it writes
 MAPPING_TARGET_S = 3.0
 SHIFT_TARGET_S = 5.0
 SHIFT_MEMORY_MB = 200.0
@@ -752,6 +754,50 @@ def trail_purge(site: Site, shape: TrailShape) -> Row:
     return row
 
 
+# --- scenario 6: the incident-review page ---
+
+RUNS_SQL = """
+WITH RECURSIVE m(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM m WHERE i < 1439)
+INSERT INTO run_history (started, ended, duration_ms, exit_code, files, files_done, files_failed, updated, stale,
+                         pending, rejected, failed, gone, problems)
+SELECT :day * 1000000 + i / 60 * 10000 + i % 60 * 100, :day * 1000000 + i / 60 * 10000 + i % 60 * 100 + 2,
+       CASE WHEN i IN (420, 1020) THEN 9000 ELSE 60 END, CASE WHEN i BETWEEN 600 AND 604 THEN 1 ELSE 0 END,
+       CASE WHEN i IN (420, 1020) THEN 1 ELSE 0 END, CASE WHEN i IN (420, 1020) THEN 1 ELSE 0 END, 0,
+       CASE WHEN i IN (420, 1020) THEN :people ELSE 0 END, 0, 0, 0, 0, 0,
+       CASE WHEN i BETWEEN 600 AND 604 THEN 'AtHoc cannot be reached (synthetic)' ELSE '' END
+FROM m WHERE i NOT BETWEEN 605 AND 619
+"""
+
+
+def report_day(sim: AtHocSimulator, root: Path, sizes: Sizes, template_db: Path) -> Row:
+    """Scenario 6: --report for one day of the whole force (about 100,000 trail rows) with a run every minute (five
+    failed in an outage, then a quarter of an hour with none), and two people's lanes."""
+    site = Site(sim, root / "report", AUTO_CLEANUP_HOURS="0")
+    shutil.copy(template_db, site.db)
+    shape = TrailShape(min(sizes.trail_people, sizes.users), 2, date.today())
+    build_trail(site.db, shape)
+    day = shape.day(1)
+    conn = sqlite3.connect(str(site.db))
+    with conn:
+        conn.execute(RUNS_SQL, {"day": int(f"{day:%Y%m%d}"), "people": shape.people})
+    conn.close()
+    out = root / "report.html"
+    argv = ["--report", "--day", f"{day:%d/%m/%Y}", "--out", str(out), "--person", str(FIRST_COLLAR + 7),
+            "--person", login_of(FIRST_COLLAR + 8)]
+    run = median_run(site, argv, sizes.audit_repeats)
+    row = Row("6 report, one day", f"{shape.block:,} trail rows, {shape.people:,} people, 1,425 runs", run,
+              f"command < {REPORT_S:g} s, page < {REPORT_MB:g} MB")
+    check_exit(run, row.problems)
+    html = out.read_text(encoding="utf-8") if out.is_file() else ""
+    for minute, want in (("12:00", shape.people), ("03:00", shape.overnight(1))):  # as --on-duty-at answers
+        if f'<td>{day:%d/%m/%Y} {minute}</td><td class="n">{want}</td>' not in html:
+            row.problems.append(f"the page does not give {want} on duty at {minute}")
+    size = out.stat().st_size / 1e6 if out.is_file() else math.inf
+    row.note = f"page {size:.2f} MB; {html.count('<circle'):,} chart dots, {html.count('<tr'):,} table rows"
+    row.met = run.wall < REPORT_S and size < REPORT_MB
+    return row
+
+
 def profile_path(args: argparse.Namespace, name: str) -> Optional[Path]:
     return Path(args.profile).resolve() / f"{name}.prof" if args.profile else None
 
@@ -798,7 +844,7 @@ def print_table(rows: List[Row], judged: bool) -> None:
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="bobosync scale benchmark (see README, Performance).")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, seconds; checks correctness only")
-    parser.add_argument("--only", default="mapping,shift,idle,growth,audit",
+    parser.add_argument("--only", default="mapping,shift,idle,growth,audit,report",
                         help="comma-separated scenarios to run (mapping always runs: the others need its database)")
     parser.add_argument("--profile", metavar="DIR", help="run the tool under cProfile, writing DIR/<scenario>.prof "
                                                          "(times are then not representative)")
@@ -817,6 +863,8 @@ def run_scenarios(sim: AtHocSimulator, root: Path, sizes: Sizes, args: argparse.
         rows.extend(growth(sim, root, sizes, template_db, args))
     if "audit" in only:
         rows.extend(audit_trail(sim, root, sizes, template_db, args))
+    if "report" in only:
+        rows.append(report_day(sim, root, sizes, template_db))
     return rows
 
 

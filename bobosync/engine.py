@@ -25,6 +25,7 @@ from failpoints import crash_point, run_clock
 from inbox import Inbox
 from mapping_sync import MappingSync
 from results import EXIT_ACTION, EXIT_CONFIG, EXIT_OK, EXIT_RETRY, BatchResult
+from run_history import purge as purge_runs, record as record_run
 from schedule import is_due, stamp
 
 if TYPE_CHECKING:
@@ -227,8 +228,7 @@ class BOBOProcessor:
         removed = self.inbox.purge_processed(now) if self.settings.processed_files_purge_days > 0 else 0
         from audit import maintain
         maintain(self.db, now, self.settings.audit_retention_days)
-        from run_history import purge
-        purge(self.db, now, self.settings.audit_retention_days)
+        purge_runs(self.db, now, self.settings.audit_retention_days)
         self.db.set_state("last_purge", stamp(now))
         return removed
 
@@ -335,11 +335,8 @@ class BOBOProcessor:
         return total, left
 
     def _record_run(self, total: BatchResult, run: Optional[Tuple[datetime, float, int]] = None) -> None:
-        """last_run (and last_athoc_update), with the scheduled run's run_history row in the same transaction."""
-        now = self.clock()
-        states = {"last_run": stamp(now), **({"last_athoc_update": stamp(now)} if total.updated else {})}
-        from run_history import record
-        record(self.db, states, now, total, self.link, run)
+        """last_run and last_athoc_update, with a scheduled run's run_history row, in one transaction."""
+        record_run(self.db, self.clock(), total, self.link, run)
 
     def dry_run(self) -> int:
         """Parse, resolve and map as a run would, print what would be sent; move no file."""

@@ -3,7 +3,9 @@ records the run's last_run state, so an idle run pays one INSERT and no extra co
 Purged with the audit trail's AUDIT_RETENTION_DAYS, in bounded chunks."""
 import time
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
+
+from schedule import stamp
 
 if TYPE_CHECKING:
     from athoc_link import AtHocLink
@@ -22,10 +24,11 @@ def number(moment: datetime) -> int:
     return int(moment.strftime("%Y%m%d%H%M%S"))
 
 
-def record(db: "BOBODatabase", states: Dict[str, str], now: datetime, total: "BatchResult", link: "AtHocLink",
+def record(db: "BOBODatabase", now: datetime, total: "BatchResult", link: "AtHocLink",
            run: Optional[Tuple[datetime, float, int]]) -> None:
-    """Write the run_state `states` and, for a scheduled run (`run`: its start, monotonic start and exit code),
-    its run_history row, in one transaction."""
+    """Write last_run (and last_athoc_update when the run updated anyone) and, for a scheduled run (`run`: its
+    start, monotonic start and exit code), its run_history row, in one transaction."""
+    states = {"last_run": stamp(now), **({"last_athoc_update": stamp(now)} if total.updated else {})}
     with db.conn:
         db.conn.executemany("INSERT OR REPLACE INTO run_state (key, value) VALUES (?, ?)", states.items())
         if run is None:
