@@ -295,3 +295,39 @@ def test_the_page_renders_in_a_real_browser(incident, tmp_path):
     assert dom.count('class="chart lane"') == 2
     console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
     assert not console, console
+
+
+# --- the run history the page reads ---
+
+def change_counter(db: Path) -> int:
+    """SQLite's file change counter: one more per committed write transaction."""
+    with open(db, "rb") as handle:
+        handle.seek(24)
+        return int.from_bytes(handle.read(4), "big")
+
+
+def test_each_scheduled_run_writes_one_run_history_row_in_its_one_commit(sim, tmp_path):
+    """Rule: every scheduled run ends with one run_history row (start, end, exit code, counts); an idle run still
+    commits one write transaction only: the row rides in the one that records last_run."""
+    sc = Site(sim, tmp_path, users=2, odd_users=False)
+    sc.write("a.csv", [on("10001", "20240617025500"), on("10002", "20240617025600")])
+    at(sc, "03:00:30")
+    before = change_counter(sc.db)
+    at(sc, "03:01:30")  # nothing to do: no file, sync, cleanup or purge due
+    assert change_counter(sc.db) == before + 1
+    rows = sc.rows("SELECT started, exit_code, files, updated, pending, problems FROM run_history ORDER BY id")
+    assert rows[0][0] == 20240617030030 and rows[0][1:] == (0, 1, 2, 0, "")
+    assert rows[1][0] == 20240617030130 and rows[1][1:] == (0, 0, 0, 0, "")
+    assert sc.rows("SELECT value FROM run_state WHERE key = 'last_run'")[0][0].startswith("2024-06-17 03:01:3")
+
+
+def test_run_history_is_purged_after_audit_retention_days(sim, tmp_path):
+    """Rule: run_history rows older than AUDIT_RETENTION_DAYS go with the hourly purge, as the trail's do; 0 keeps
+    them."""
+    sc = Site(sim, tmp_path, users=1, odd_users=False, AUDIT_RETENTION_DAYS="0")
+    at(sc, "03:00:30")
+    sc.run(**{CLOCK_VAR: "2024-06-19 04:00:00"})
+    assert len(sc.rows("SELECT id FROM run_history")) == 2  # 0: kept
+    sc.configure(AUDIT_RETENTION_DAYS="1")
+    sc.run(**{CLOCK_VAR: "2024-06-20 03:00:00"})  # a day back from here is after 06-19 04:00, not 06-17
+    assert [r[0] for r in sc.rows("SELECT started FROM run_history ORDER BY id")] == [20240619040000, 20240620030000]
