@@ -34,10 +34,22 @@ def record(db: "BOBODatabase", now: datetime, total: "BatchResult", link: "AtHoc
         if run is None:
             return
         begun, started, code = run
-        problems = "; ".join(dict.fromkeys(p for p in [link.down, *link.person_must_act] if p))[:500]
+        problems = _shown("; ".join(dict.fromkeys(p for p in [link.down, *link.person_must_act] if p)), link)
         db.conn.execute(_INSERT, (number(begun), number(now), int((time.monotonic() - started) * 1000), code,
                                   total.files, total.files_done, total.files_failed, total.updated, total.stale,
                                   total.unmapped, total.rejected, total.failed, total.gone, problems))
+
+
+def _shown(problems: str, link: "AtHocLink") -> str:
+    """The problems as a log line would show them: no secret (a run with problems has read its secrets), no
+    byte that SQLite cannot store as text; at most 500 characters."""
+    if not problems:
+        return ""
+    from log_setup import SecretFilter
+    import logging
+    record = logging.LogRecord("bobosync", logging.ERROR, "", 0, problems, None, None)
+    SecretFilter(link.settings.secrets).filter(record)
+    return record.getMessage()[:500]
 
 
 def purge(db: "BOBODatabase", now: datetime, retention_days: int) -> int:

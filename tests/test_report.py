@@ -331,3 +331,14 @@ def test_run_history_is_purged_after_audit_retention_days(sim, tmp_path):
     sc.configure(AUDIT_RETENTION_DAYS="1")
     sc.run(**{CLOCK_VAR: "2024-06-20 03:00:00"})  # a day back from here is after 06-19 04:00, not 06-17
     assert [r[0] for r in sc.rows("SELECT started FROM run_history ORDER BY id")] == [20240619040000, 20240620030000]
+
+
+def test_a_runs_problems_keep_no_secret(sim, tmp_path):
+    """Rule: no secret in the database's run history either: an AtHoc answer that echoes the password is kept,
+    as in the log, with the password hidden."""
+    sc = Site(sim, tmp_path, users=1, odd_users=False)
+    sc.write("a.csv", [on("10001", "20240617025500")])
+    sim.fail(r"/syncbycommonnames", 503, times=None, body=f'{{"Message": "bad {sim.password}"}}'.encode())
+    at(sc, "03:00:30", expect=(1,))
+    (problems,) = sc.rows("SELECT problems FROM run_history")[0]
+    assert "503" in problems and sim.password not in problems, problems
