@@ -159,6 +159,7 @@ def build(conn: sqlite3.Connection, settings: Settings, start: datetime, end: da
     return template.render(
         start=start, end=end, now=now, step=step, points=points, runs=runs, gaps=gaps, lanes=lanes,
         idle=sum(1 for r in runs if r["idle"]), health=health(runs, gaps), settings=settings,
+        problems=report_data.problem_changes(runs),
         zone=now.astimezone().tzname() or "local", alerts=report_data.alerts(conn),
         files=report_data.files(conn, start, end, settings.csv_directory, settings.failed_files_directory),
         chart=jinja2.utils.markupsafe.Markup(duty_chart(points, runs, gaps)), version=_version())

@@ -77,6 +77,22 @@ def gaps(found: Sequence[Dict[str, Any]], start: datetime, end: datetime) -> Lis
     return [(a, b) for a, b in zip(marks, marks[1:]) if (b - a).total_seconds() > GAP_SECONDS]
 
 
+def problem_changes(found: Sequence[Dict[str, Any]]) -> List[Tuple[datetime, str, str]]:
+    """(when, 'opened' or 'cleared', the problem) each time the runs' problems changed: a problem opens with the
+    first run that has it and clears with the first run after it that has not."""
+    changes: List[Tuple[datetime, str, str]] = []
+    held = ""
+    for run in found:
+        now = run["problems"]
+        if now != held:
+            if held:
+                changes.append((run["start"], "cleared", held))
+            if now:
+                changes.append((run["start"], "opened", now))
+            held = now
+    return changes
+
+
 def person_rows(conn: sqlite3.Connection, text: str, start: datetime, end: datetime) -> Dict[str, Any]:
     """A person's trail rows recorded in the period, oldest first (audit_query.history, with its words)."""
     result = history(conn, text, start)
