@@ -43,12 +43,26 @@ def _style() -> Any:
 
 def _config(start: datetime, end: datetime, **extra: Any) -> Dict[str, Any]:
     """Settings shared by the charts: the period on the x axis, no script, labels printed beside their dots."""
-    form = "%H:%M:%S" if end - start <= timedelta(minutes=15) else "%H:%M" if end - start <= timedelta(days=2) \
-        else "%d/%m %H:%M"
+    form = "%H:%M" if end - start <= timedelta(days=2) else "%d/%m %H:%M"
     return dict(style=_style(), js=[], disable_xml_declaration=True, explicit_size=False, width=1000,
                 show_x_guides=False, x_value_formatter=lambda moment: moment.strftime(form), legend_at_bottom=True,
                 truncate_legend=-1, truncate_label=-1, print_labels=True, margin_right=60,
-                xrange=(start.timestamp(), end.timestamp()), **extra)
+                xrange=(start.timestamp(), end.timestamp()), x_labels=_time_ticks(start, end), **extra)
+
+
+def _time_ticks(start: datetime, end: datetime) -> List[datetime]:
+    """At most 12 labels on whole minutes, every 1, 2, 5, ... minutes or hours, within the period."""
+    span = (end - start).total_seconds() / 60
+    step = next((m for m in (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440) if span / m <= 12), 1440 * 7)
+    first = start.replace(second=0, microsecond=0)
+    minutes = first.hour * 60 + first.minute
+    moment = first + timedelta(minutes=(-minutes) % step)
+    ticks = []
+    while moment <= end:
+        if moment >= start:
+            ticks.append(moment)
+        moment += timedelta(minutes=step)
+    return ticks
 
 
 def _ticks(top: int) -> List[int]:

@@ -148,6 +148,7 @@ def test_report_shows_on_duty_counts_runs_people_and_files(incident, tmp_path):
         ("17/06/2024 03:01:30", "opened", True), ("17/06/2024 03:07:30", "cleared", True)]
     assert "On-Duty-DTG" in page.text_of["settings"] and "24" in page.text_of["settings"]
     assert "not seen" in html  # a change made by hand in AtHoc
+    assert "@page { size: A4" in html and "@media print" in html
 
     lanes = _split(page.tables["person-rows"])
     decisions = [[row[4] for row in lane] for lane in lanes]
