@@ -562,31 +562,37 @@ s AS (SELECT i, i / :block AS d, i % :block AS j FROM n),
 k AS (SELECT i, d, CASE WHEN j < :p THEN 0 WHEN j < :p + :p10 THEN 1 ELSE 2 END AS part,
              CASE WHEN j < :p THEN j WHEN j < :p + :p10 THEN (j - :p) * 10 + d % 10 ELSE j - :p - :p10 END AS who
       FROM s),
-t AS (SELECT i, d, part, who, (CASE part WHEN 2 THEN 17 ELSE 7 END) * 3600 + who * 3600 / :p AS secs,
+t AS (SELECT i, d, part, who, (CASE part WHEN 2 THEN 17 ELSE 7 END) * 3600 + who * 3600 / :p AS clock,
              part = 2 AND (who + d) % 50 = 0 AS rejected FROM k),
-u AS (SELECT t.*, secs - 20 - (CASE part WHEN 1 THEN 300 ELSE 0 END) AS clock, days.day, days.shown
+u AS (SELECT t.*, clock + 20 + (CASE part WHEN 1 THEN 60 ELSE 0 END) AS secs, days.day, days.shown
       FROM t JOIN days ON days.d = t.d)
-INSERT INTO audit_trail (id, at, person, event, event_time, created, file, line, decision, ref, sent, answer, detail)
+INSERT INTO audit_trail (id, at, person, event, event_time, created, file, line, decision, sent, answer, detail,
+                         superseded)
 SELECT i + 1, day * 1000000 + secs / 3600 * 10000 + secs / 60 % 60 * 100 + secs % 60, who + 1,
        CASE WHEN rejected THEN NULL WHEN part = 2 THEN 0 ELSE 1 END,
        CASE WHEN rejected THEN NULL ELSE day * 1000000 + clock / 3600 * 10000 + clock / 60 % 60 * 100 + clock % 60 END,
        CASE WHEN rejected THEN NULL ELSE day * 1000000 + (clock + 5) / 3600 * 10000 + (clock + 5) / 60 % 60 * 100
                                          + (clock + 5) % 60 END,
        d * 2 + (CASE part WHEN 2 THEN 2 ELSE 1 END), who % 1000 + 1,
-       CASE WHEN rejected THEN 'rejected' WHEN part = 1 THEN 'superseded' ELSE 'applied' END,
-       CASE part WHEN 1 THEN d * :block + who + 1 END,
+       CASE WHEN rejected THEN 'rejected' WHEN part = 1 THEN 'stale' ELSE 'applied' END,
        CASE WHEN part = 0 THEN printf('%s %02d:%02d:%02d', shown, clock / 3600, clock / 60 % 60, clock % 60)
             WHEN part = 2 AND NOT rejected THEN '' END,
        CASE WHEN part = 1 OR rejected THEN NULL ELSE 'ok' END,
-       CASE WHEN rejected THEN 'clocking time ahead of this server''s clock (synthetic)' END
+       CASE WHEN rejected THEN 'clocking time ahead of this server''s clock (synthetic)'
+            WHEN part = 1 THEN 'the event already applied (its file was read again)' END,
+       CASE WHEN part = 0 AND who % 10 = (d + 5) % 10 THEN
+            printf('1' || char(9) || '%d' || char(9) || '%d' || char(9) || 'bobo_%d_0600.csv' || char(9) || '%d',
+                   day * 1000000 + 60000 + who % 3600 / 60 * 100, day * 1000000 + 60005 + who % 3600 / 60 * 100,
+                   day, who % 1000 + 1) END
 FROM u
 """
 
 
 @dataclass
 class TrailShape:
-    """The synthetic trail: `people` book on at 07:xx and off at 17:xx on each of `days` days before today; one in
-    ten has a superseded book-on each day; a book-off in fifty is a rejected row, so its person stays on duty."""
+    """The synthetic trail: `people` book on at 07:xx and off at 17:xx on each of `days` days before today; each day
+    one in ten has a book-on of 06:xx superseded by it, and one in ten has it read again a minute later (stale);
+    a book-off in fifty is a rejected row, so its person stays on duty overnight."""
 
     people: int
     days: int
@@ -604,7 +610,13 @@ class TrailShape:
         return self.today - timedelta(days=self.days - d)
 
     def history_rows(self, who: int) -> int:
-        return 2 * self.days + sum(1 for d in range(self.days) if who % 10 == d % 10)
+        """The events --history shows: two a day, a stale one a day in ten, a superseded one a day in ten."""
+        return 2 * self.days + sum(1 for d in range(self.days) if who % 10 == d % 10) \
+            + sum(1 for d in range(self.days) if who % 10 == (d + 5) % 10)
+
+    @property
+    def events(self) -> int:
+        return self.rows + sum(1 for d in range(self.days) for who in range(self.people) if who % 10 == (d + 5) % 10)
 
     def overnight(self, d: int) -> int:
         """People on duty at 03:00 on day d: their book-off of the day before was rejected."""
@@ -645,28 +657,33 @@ def median_run(site: Site, args: Sequence[str], repeats: int) -> Run:
 
 def trail_cost(sim: AtHocSimulator, root: Path, sizes: Sizes, template_db: Path,
                args: argparse.Namespace) -> Tuple[Row, Row, float]:
-    """The shift change with the trail switched off (the test hook) and on, alternately; medians."""
-    times: Dict[str, List[float]] = {"off": [], "on": []}
+    """The shift change with the trail switched off (the test hook) and on, alternately. Judged on the tool
+    process's CPU time, the smallest of the repeats (other work on a shared machine only ever adds to a run)."""
+    cpu: Dict[str, List[float]] = {"off": [], "on": []}
+    tool: Dict[str, List[float]] = {"off": [], "on": []}
     checked: Dict[str, Row] = {}
     for n in range(sizes.audit_repeats):
         for mode in ("off", "on"):
             hook = {"BOBOSYNC_TEST_NO_AUDIT": "1"} if mode == "off" else {}
             row = shift_change(sim, root, sizes, template_db, args, name=f"trail-{mode}-{n}",
                                scenario=f"5 shift change, trail {mode}", settings=hook)
-            times[mode].append(row.run.tool if row.run else math.inf)
+            # (where CPU time is unknown, on Windows, the tool's wall time stands in for it)
+            cpu[mode].append((row.run.cpu if row.run.cpu is not None else row.run.tool) if row.run else math.inf)
+            tool[mode].append(row.run.tool if row.run else math.inf)
             if mode not in checked or row.problems:
                 checked[mode] = row
-    off, on = statistics.median(times["off"]), statistics.median(times["on"])
     for mode, row in checked.items():
         row.target, row.met = "", None
-        row.note = (f"tool s median of {sizes.audit_repeats}: {', '.join(f'{t:.3f}' for t in times[mode])}")
-        if row.run:
-            row.run.wall = statistics.median(times[mode]) + row.run.sim_busy
+        row.note = (f"CPU s {', '.join(f'{t:.3f}' for t in cpu[mode])}; tool s "
+                    f"{', '.join(f'{t:.3f}' for t in tool[mode])}")
+    off, on = min(cpu["off"]), min(cpu["on"])
     ratio = on / off if off else math.inf
-    checked["on"].target = f"trail on <= {TRAIL_COST_RATIO:g}x off"
+    wall = min(tool["on"]) / min(tool["off"]) if min(tool["off"]) else math.inf
+    checked["on"].target = f"CPU on <= {TRAIL_COST_RATIO:g}x off"
     checked["on"].met = ratio <= TRAIL_COST_RATIO
-    checked["on"].note += f"; {ratio:.2f}x the shift change without the trail (+{(ratio - 1) * 100:.0f}%)"
-    return checked["off"], checked["on"], on
+    checked["on"].note += (f"; best CPU {on:.3f} s against {off:.3f} s without the trail: {ratio:.2f}x "
+                           f"(+{(ratio - 1) * 100:.0f}%); best tool time {wall:.2f}x")
+    return checked["off"], checked["on"], min(tool["on"])
 
 
 def audit_trail(sim: AtHocSimulator, root: Path, sizes: Sizes, template_db: Path,
@@ -680,7 +697,8 @@ def audit_trail(sim: AtHocSimulator, root: Path, sizes: Sizes, template_db: Path
     shape = TrailShape(min(sizes.trail_people, sizes.users), sizes.trail_days, date.today())
     started = time.perf_counter()
     snapshots = build_trail(site.db, shape)
-    built = Row("5 trail built", f"{shape.rows:,} rows, {shape.people:,} people, {shape.days} days")
+    built = Row("5 trail built", f"{shape.rows:,} rows ({shape.events:,} events), {shape.people:,} people, "
+                                 f"{shape.days} days")
     size_mb = site.db.stat().st_size / 1e6
     built.note = (f"written by SQL in {time.perf_counter() - started - snapshots:.0f} s; the {shape.days} daily "
                   f"snapshots took {snapshots:.1f} s ({snapshots / shape.days * 1000:.0f} ms a day, the purge step "

@@ -11,8 +11,9 @@ run, trail and processing_log rows older than AUDIT_RETENTION_DAYS.
 import os
 import sqlite3
 import time
+from operator import itemgetter
 from datetime import date, datetime, timedelta
-from typing import IO, TYPE_CHECKING, Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from failpoints import AUDIT_OFF_VAR
 
@@ -43,19 +44,17 @@ PURGE_CHUNK = 10_000  # rows per delete transaction: a run or a --status waits a
 PURGE_CHUNKS = 5  # chunks of each table per purge step (hourly): 50,000 trail rows an hour at most
 PURGE_SECONDS = 5.0  # and the purge step stops starting chunks after this long
 SNAPSHOTS_PER_RUN = 3
-SPILL_AT = 20_000  # superseded events of a batch kept in memory; the rest wait in a temporary file
-PER_PERSON = 100  # superseded events of one person in one batch recorded one by one (then the last, with a count)
+PER_PERSON = 100  # superseded events of one person listed one by one in one batch (then the last, and a count)
+LISTED_CHARS = 21 * PER_PERSON  # a line has 21 characters at least: below this length, fewer than PER_PERSON
+MAX_LISTED = 200_000  # and in all, per batch: a batch of any size is read in bounded memory and time
 
-# (employee, login, event, event time, created, file name, line, decision, sent, answer, detail)
-Row = Tuple[str, str, Optional[int], Optional[str], Optional[str], Optional[str], Optional[int], str,
-            Optional[str], Optional[str], Optional[str]]
+# A row as gathered, in the columns of _INSERT: at, (employee, LOGIN_ID) (then the audit_people id), event, event
+# time, created, file name (then the audit_files id), line, decision, sent, answer, detail, superseded
+Row = List[Any]
 
-_INSERT = ("INSERT INTO audit_trail (id, at, person, event, event_time, created, file, line, decision, sent, answer, "
-           "detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-_INSERT_SUPERSEDED = ("INSERT INTO audit_trail (at, person, event, event_time, created, file, line, decision, ref) "
-                      "VALUES (?, ?, ?, ?, ?, ?, ?, 'superseded', ?)")
-_INSERT_MORE = ("INSERT INTO audit_trail (at, person, event, event_time, created, file, line, decision, ref, detail) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'superseded', ?, ?)")
+_PEOPLE_AFTER = "SELECT id, employee_id, login FROM audit_people WHERE id > ?"
+_INSERT = ("INSERT INTO audit_trail (at, person, event, event_time, created, file, line, decision, sent, answer, "
+           "detail, superseded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def recording() -> bool:
@@ -76,22 +75,21 @@ def answer_of(status: str, details: str) -> str:
 class Trail:
     """The trail rows of one step, written by `write` inside the transaction that records the step.
 
-    `losers` are events superseded in a batch of files: each is recorded against the row, in `rows`, of the event
-    of the same employee that won the batch (`winners`: employee -> index in rows)."""
+    `superseded` holds the events superseded in a batch of files: each is listed in the row, in `rows`, of the
+    event of the same employee that won the batch (`winners`: employee -> index in rows)."""
 
     def __init__(self, now: datetime):
         self.at = at_number(now)
         self.rows: List[Row] = []
-        self.losers: Optional[Losers] = None
+        self.superseded: Optional[Superseded] = None
         self.winners: Dict[str, int] = {}
-        self.files: List[str] = []  # the files the losers were read from
 
     def add(self, employee: str, login: Optional[str], decision: str, *, event: Optional[int] = None,
             event_time: Optional[str] = None, created: Optional[str] = None, file: Optional[str] = None,
             line: Optional[int] = None, sent: Optional[str] = None, answer: Optional[str] = None,
             detail: Optional[str] = None) -> None:
-        self.rows.append((employee, login or "", event, event_time, created or None, file, line, decision, sent,
-                          answer, detail))
+        self.rows.append([self.at, (employee, login or ""), event, event_time, created or None, file, line, decision,
+                          sent, answer, detail, None])
 
     def collect(self, conn: sqlite3.Connection) -> None:
         """Rows that can only be read inside the transaction (subclasses)."""
@@ -102,102 +100,84 @@ class Trail:
         if not recording():
             return
         self.collect(conn)
-        if not self.rows:
+        rows = self.rows
+        if not rows:
             return
-        rows, at = self.rows, self.at
-        people = _people(conn, {(row[0], row[1]) for row in rows})
-        files = _file_ids(conn, {row[5] for row in rows if row[5]} | set(self.files), at)
-        person = [people[(row[0], row[1])] for row in rows]
-        order = sorted(range(len(rows)), key=person.__getitem__)
-        base = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM audit_trail").fetchone()[0]
-        ids = {i: base + k for k, i in enumerate(order)}
-        conn.executemany(_INSERT, ((ids[i], at, person[i], *rows[i][2:5], files[rows[i][5]], *rows[i][6:])
-                                   for i in order))
-        if self.losers:
-            won = {e: (at, person[i], ids[i]) for e, i in self.winners.items()}
-            for chunk in self.losers.chunks():
-                params = [_superseded(loser, won, files) for loser in chunk if loser[0] in won]
-                params.sort(key=_by_person)
-                conn.executemany(_INSERT_SUPERSEDED, params)
-            conn.executemany(_INSERT_MORE, self.losers.more(won, files))
-            self.losers.close()
+        if self.superseded is not None:
+            for employee, text in self.superseded.texts().items():
+                at = self.winners.get(employee)
+                if at is not None:
+                    rows[at][11] = text
+        people = _people(conn, {row[1] for row in rows})
+        files = _file_ids(conn, {row[5] for row in rows if row[5]}, self.at)
+        for row in rows:
+            row[1] = people[row[1]]
+            row[5] = files[row[5]]
+        rows.sort(key=itemgetter(1))
+        conn.executemany(_INSERT, rows)
 
 
-def _by_person(params: Tuple[Any, ...]) -> int:
-    return params[1]
-
-
-def _superseded(loser: Tuple[str, bool, str, str, str, int], won: Mapping[str, Tuple[int, int, int]],
-                files: Mapping[Optional[str], Optional[int]]) -> Tuple[Any, ...]:
-    """The parameters of a superseded event's row: at, person and the row of the event that won its batch."""
-    employee, on, event_time, created, file, line = loser
-    at, person, ref = won[employee]
-    return at, person, on, event_time, created or None, files[file], line, ref
-
-
-class Losers:
-    """The events superseded inside a batch of files, as (employee, on duty, event time, created, file, line): the
-    first PER_PERSON of each person one by one, then only the last one and how many came between (a backlog of
-    weeks read in one batch); up to SPILL_AT in memory, the rest pickled, SPILL_AT at a time, to a temporary file
-    (gone once closed), so that a batch of any size is read in bounded memory and time."""
+class Superseded:
+    """The events superseded inside a batch of files, by employee, as the lines of audit_trail.superseded in the
+    row of the event that won: `on (1/0) TAB clocking time TAB record created TAB file TAB line`. Of one person
+    the first PER_PERSON and the last are listed, with a line '+N' for the N between them; MAX_LISTED in all per
+    batch (then each person's last only), so that a batch of any size is read in bounded memory and time."""
 
     def __init__(self) -> None:
-        self.kept: List[BOBOEntry] = []
-        self.count = 0
-        self.per_person: Dict[str, int] = {}
-        self.last: Dict[str, BOBOEntry] = {}  # the last superseded event of each person over PER_PERSON
-        self._spill: Optional[IO[bytes]] = None
-        self._chunks = 0
-
-    def __bool__(self) -> bool:
-        return bool(self.per_person)
+        self.lines: Dict[str, str] = {}  # employee -> the lines listed
+        self.last: Dict[str, BOBOEntry] = {}  # employee -> the last event, of those over PER_PERSON
+        self.more: Dict[str, int] = {}  # employee -> how many over PER_PERSON
+        self.listed = 0
+        self._names: Dict[str, str] = {}
 
     def add(self, entry: "BOBOEntry") -> None:
         employee = entry.employee_id
-        seen = self.per_person[employee] = self.per_person.get(employee, 0) + 1
-        if seen > PER_PERSON:
+        if employee in self.more:  # over PER_PERSON already: only the last one is kept, and counted
             self.last[employee] = entry
+            self.more[employee] += 1
             return
-        self.kept.append(entry)
-        if len(self.kept) >= SPILL_AT:
-            self._spill_kept()
+        line = self._line(entry)
+        held = self.lines.get(employee)
+        self.listed += 1
+        if held is None:
+            self.lines[employee] = line
+        elif len(held) < LISTED_CHARS and self.listed <= MAX_LISTED:  # surely fewer than PER_PERSON lines
+            self.lines[employee] = held + "\n" + line
+        elif held.count("\n") + 1 < PER_PERSON and self.listed <= MAX_LISTED:
+            self.lines[employee] = held + "\n" + line
+        else:
+            self.last[employee] = entry
+            self.more[employee] = 1
 
-    def _spill_kept(self) -> None:
-        import pickle
-        if self._spill is None:
-            import tempfile
-            self._spill = tempfile.TemporaryFile()
-        pickle.dump(_tuples(self.kept), self._spill, protocol=pickle.HIGHEST_PROTOCOL)
-        self._chunks += 1
-        self.kept.clear()
+    def _line(self, entry: "BOBOEntry") -> str:
+        name = self._names.get(entry.source_file)
+        if name is None:  # a tab or a line break in a file name (possible on Linux) would break the lines
+            name = self._names[entry.source_file] = " ".join(entry.source_file.replace("\t", " ").splitlines())
+        return f"{'1' if entry.on_duty else '0'}\t{entry.event_time}\t{entry.record_created}\t{name}\t{entry.line}"
 
-    def chunks(self) -> Iterator[List[Tuple[str, bool, str, str, str, int]]]:
-        """The events recorded one by one, SPILL_AT at most at a time."""
-        if self._spill is not None:
-            import pickle
-            self._spill.seek(0)
-            for _ in range(self._chunks):
-                yield pickle.load(self._spill)
-        yield _tuples(self.kept)
-
-    def more(self, won: Mapping[str, Tuple[int, int, int]], files: Mapping[Optional[str], Optional[int]]
-             ) -> Iterator[Tuple[Any, ...]]:
-        """A row for the last superseded event of each person over PER_PERSON, counting those not recorded."""
-        for employee, entry in sorted(self.last.items(), key=lambda item: won.get(item[0], (0, 0))[1]):
-            if employee in won:
-                skipped = self.per_person[employee] - PER_PERSON - 1
-                yield (*_superseded(_tuples([entry])[0], won, files),
-                       f"the last of {skipped + 1} more superseded events of this person in this batch; the "
-                       f"{skipped} before it are not recorded one by one" if skipped else None)
-
-    def close(self) -> None:
-        if self._spill is not None:
-            self._spill.close()
-            self._spill = None
+    def texts(self) -> Dict[str, str]:
+        """employee -> the lines for the row of their winning event."""
+        texts = dict(self.lines)
+        for employee, more in self.more.items():
+            gap = f"\n+{more - 1}" if more > 1 else ""
+            texts[employee] = f"{texts[employee]}{gap}\n{self._line(self.last[employee])}"
+        return texts
 
 
-def _tuples(entries: Sequence["BOBOEntry"]) -> List[Tuple[str, bool, str, str, str, int]]:
-    return [(e.employee_id, e.on_duty, e.event_time, e.record_created, e.source_file, e.line) for e in entries]
+def superseded_events(text: Optional[str]) -> List[Tuple[Optional[int], str, str, str, Optional[int], int]]:
+    """The events in an audit_trail.superseded value: (on duty, clocking time, record created, file, line, how
+    many more before this one were not listed)."""
+    events: List[Tuple[Optional[int], str, str, str, Optional[int], int]] = []
+    more = 0
+    for line in (text or "").split("\n"):
+        if line.startswith("+"):
+            more = int(line[1:])
+            continue
+        parts = line.split("\t")
+        if len(parts) == 5:
+            events.append((int(parts[0]), parts[1], parts[2], parts[3], int(parts[4]), more))
+            more = 0
+    return events
 
 
 # --- people and files: small integers in the trail's rows ---
@@ -207,24 +187,22 @@ _PEOPLE_CACHE: Dict[str, Tuple[Tuple[int, str, str], Dict[Tuple[str, str], int]]
 
 def _people(conn: sqlite3.Connection, wanted: Iterable[Tuple[str, str]]) -> Dict[Tuple[str, str], int]:
     """(employee, login) -> audit_people.id, adding the pairs not seen before. The table is read once per database
-    and process, then only its new rows; a last row that is not the one remembered (a rollback) reads it all."""
+    and process, then only its new rows; a last row that is not the one remembered (a rollback) reads it all
+    again."""
     path = conn.execute("PRAGMA database_list").fetchone()[2]
     last = conn.execute("SELECT id, employee_id, login FROM audit_people ORDER BY id DESC LIMIT 1").fetchone()
     held = _PEOPLE_CACHE.get(path)
-    if held is None or last is None or held[0][0] > last[0] or (held[0][0] == last[0] and held[0] != tuple(last)):
-        ids: Dict[Tuple[str, str], int] = {}
-        newer_than = 0
+    if held is not None and last is not None and (held[0] == tuple(last) or held[0][0] < last[0]):
+        ids = held[1]
+        if held[0][0] < last[0]:
+            ids.update({(e, login): i for i, e, login in conn.execute(_PEOPLE_AFTER, (held[0][0],))})
     else:
-        ids, newer_than = held[1], held[0][0]
-    if last is not None and newer_than < last[0]:
-        ids.update(((e, login), i) for i, e, login in conn.execute(
-            "SELECT id, employee_id, login FROM audit_people WHERE id > ?", (newer_than,)))
-    missing = [pair for pair in set(wanted) if pair not in ids]
+        ids = {(e, login): i for i, e, login in conn.execute(_PEOPLE_AFTER, (0,))}
+    missing = set(wanted) - ids.keys()
     if missing:
         top = last[0] if last is not None else 0
-        conn.executemany("INSERT OR IGNORE INTO audit_people (employee_id, login) VALUES (?, ?)", missing)
-        ids.update(((e, login), i) for i, e, login in conn.execute(
-            "SELECT id, employee_id, login FROM audit_people WHERE id > ?", (top,)))
+        conn.executemany("INSERT OR IGNORE INTO audit_people (employee_id, login) VALUES (?, ?)", sorted(missing))
+        ids.update({(e, login): i for i, e, login in conn.execute(_PEOPLE_AFTER, (top,))})
         last = conn.execute("SELECT id, employee_id, login FROM audit_people ORDER BY id DESC LIMIT 1").fetchone()
     if last is not None:
         _PEOPLE_CACHE[path] = (tuple(last), ids)
@@ -254,21 +232,26 @@ def file_batch(plan: "BatchPlan", outcomes: Mapping[str, "SyncOutcome"], now: da
                ambiguous: Mapping[str, str]) -> Trail:
     """The rows of one batch of files (planner.BatchPlan, AtHoc's outcome per LOGIN_ID): every event read."""
     trail = Trail(now)
+    if not recording():
+        return trail
+    rows, winners, at = trail.rows, trail.winners, trail.at
     for login, outcome in outcomes.items():
-        winner = plan.sources[login]
-        decision = "applied" if outcome.status == "ok" else "gone" if outcome.status == "gone" else "failed"
-        trail.winners[winner.entry.employee_id] = len(trail.rows)
-        event_row(trail, winner.entry, login, decision, sent=plan.updates[login],
-                  answer=answer_of(outcome.status, outcome.details))
+        e = plan.sources[login].entry
+        status = outcome.status
+        winners[e.employee_id] = len(rows)
+        rows.append([at, (e.employee_id, login), e.on_duty, e.event_time, e.record_created or None, e.source_file,
+                     e.line, "applied" if status == "ok" else "gone" if status == "gone" else "failed",
+                     plan.updates[login], SETS_FIELD if status == "ok" else answer_of(status, outcome.details), None,
+                     None])
     for employee, winner in plan.pending.items():
-        trail.winners[employee] = len(trail.rows)
+        winners[employee] = len(rows)
         why = (f"employee number held by several AtHoc users ({ambiguous[employee]})" if employee in ambiguous
                else "no AtHoc user holds this employee number")
         event_row(trail, winner.entry, "", "pending", detail=why)
     for winner, login, applied in plan.stale:
-        trail.winners[winner.entry.employee_id] = len(trail.rows)
+        winners[winner.entry.employee_id] = len(rows)
         event_row(trail, winner.entry, login, "stale", detail=_stale_reason(winner.key, applied))
-    trail.losers, trail.files = plan.losers, [_source_name(report) for _, report in plan.reports]
+    trail.superseded = plan.superseded
     for _, report in plan.reports:
         more = report.rejected_count - len(report.trail_rejected)
         if not report.rejected_count:

@@ -11,21 +11,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from audit import DECISIONS, day_number, number_day, on_duty_rows, shown_time, snapshot_state
+from audit import DECISIONS, day_number, number_day, on_duty_rows, shown_time, snapshot_state, superseded_events
 from results import EXIT_CONFIG, EXIT_OK, EXIT_RETRY
 
 WHEN_FORMATS = ("%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
-# the columns of a row in words (_row), with the event that superseded it
+# the columns of a row in words (_row)
 _ONE_DAY = ("SELECT t.id, t.at, p.employee_id, p.login, t.event, t.event_time, t.created, f.name, t.line, t.decision, "
-            "t.sent, t.answer, t.detail, r.id, r.event, r.event_time, rf.name, r.line FROM audit_trail t "
-            "JOIN audit_people p ON p.id = t.person LEFT JOIN audit_files f ON f.id = t.file "
-            "LEFT JOIN audit_trail r ON r.id = t.ref LEFT JOIN audit_files rf ON rf.id = r.file "
-            "WHERE t.at / 1000000 = ? AND t.person = ? AND t.at >= ?")
+            "t.sent, t.answer, t.detail, t.superseded FROM audit_trail t JOIN audit_people p ON p.id = t.person "
+            "LEFT JOIN audit_files f ON f.id = t.file WHERE t.at / 1000000 = ? AND t.person = ? AND t.at >= ?")
 _BY_ID = ("SELECT t.id, t.at, p.employee_id, p.login, t.event, t.event_time, t.created, f.name, t.line, t.decision, "
-          "t.sent, t.answer, t.detail, r.id, r.event, r.event_time, rf.name, r.line FROM audit_trail t "
-          "JOIN audit_people p ON p.id = t.person LEFT JOIN audit_files f ON f.id = t.file "
-          "LEFT JOIN audit_trail r ON r.id = t.ref LEFT JOIN audit_files rf ON rf.id = r.file "
-          "WHERE t.id IN (SELECT id FROM temp.audit_wanted)")
+          "t.sent, t.answer, t.detail, t.superseded FROM audit_trail t JOIN audit_people p ON p.id = t.person "
+          "LEFT JOIN audit_files f ON f.id = t.file WHERE t.id IN (SELECT id FROM temp.audit_wanted)")
 _LAST_SET = ("SELECT id FROM audit_trail WHERE at / 1000000 = ? AND person = ? AND at <= ? AND answer = 'ok' "
              "ORDER BY id DESC LIMIT 1")
 
@@ -90,11 +86,10 @@ class Person:
 
 def find_person(conn: sqlite3.Connection, text: str) -> Person:
     """The people an employee number (leading zeros ignored) or an AtHoc LOGIN_ID (any case) names."""
-    from bobo_csv import normalize_employee_id
     typed = text.strip()
     if not typed:
         raise QueryError("no employee number or LOGIN_ID given")
-    employee = normalize_employee_id(typed)
+    employee = _employee_number(typed)
     rows = conn.execute("SELECT id, employee_id, login FROM audit_people WHERE employee_id = ?", (employee,)).fetchall()
     if rows:
         return Person(typed, rows, True)
@@ -105,6 +100,14 @@ def find_person(conn: sqlite3.Connection, text: str) -> Person:
     raise QueryError(f"{typed!r} is in no audit trail row: no event of that employee number, and no AtHoc LOGIN_ID "
                      f"of that name, was recorded (check the number or the login; the trail keeps "
                      f"AUDIT_RETENTION_DAYS days)")
+
+
+def _employee_number(typed: str) -> str:
+    """As bobo_csv.normalize_employee_id (a test checks they agree), without importing the CSV reader: ids made
+    only of digits lose their leading zeros."""
+    if typed.isdigit() and typed.isascii():
+        return typed.lstrip("0") or "0"
+    return typed
 
 
 def _person_rows(conn: sqlite3.Connection, login: str) -> List[int]:
@@ -135,7 +138,7 @@ def describe(row: Dict[str, Any]) -> str:
         "applied": f"sent: {sent}; AtHoc applied it" + (f" ({detail})" if detail else ""),
         "superseded": "not sent: superseded by the " + (_event_words(ref["_event"], ref["_clocking"], ref["file"],
                                                                      ref["line"]) if ref else "later event")
-                      + " in the same batch",
+                      + " in the same batch" + (f" ({detail})" if detail else ""),
         "stale": f"not sent: {detail}",
         "pending": f"not sent: {detail}; kept as pending",
         "rejected": f"rejected: {detail}",
@@ -153,17 +156,31 @@ def describe(row: Dict[str, Any]) -> str:
 
 def _row(values: Sequence[Any]) -> Dict[str, Any]:
     (tid, at, employee, login, event, clocking, created, file, line, decision, sent, answer, detail,
-     ref_id, ref_event, ref_clocking, ref_file, ref_line) = values
-    ref = None if ref_id is None else {
-        "id": ref_id, "event": _kind(ref_event), "clocking_time": shown_time(ref_clocking), "file": ref_file,
-        "line": ref_line, "_event": ref_event, "_clocking": ref_clocking}
+     superseded) = values
     row = {"id": tid, "at": shown_time(at), "employee_id": employee, "login": login, "event": _kind(event),
            "clocking_time": shown_time(clocking) if clocking is not None else None,
            "record_created": shown_time(created) if created is not None else None, "file": file, "line": line,
-           "decision": decision, "detail": detail, "sent": sent, "answer": answer, "superseded_by": ref,
-           "_event": event, "_clocking": clocking}
+           "decision": decision, "detail": detail, "sent": sent, "answer": answer, "superseded_by": None,
+           "_event": event, "_clocking": clocking, "_superseded": superseded}
     row["text"] = describe(row)
     return row
+
+
+def _superseded_rows(row: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The events a row's event superseded in its batch, each as a row of its own (decision 'superseded')."""
+    by = {"id": row["id"], "event": row["event"], "clocking_time": row["clocking_time"], "file": row["file"],
+          "line": row["line"], "_event": row["_event"], "_clocking": row["_clocking"]}
+    rows = []
+    for on, clocking, created, file, line, more in superseded_events(row["_superseded"]):
+        lost = {**row, "id": None, "event": _kind(on), "clocking_time": shown_time(clocking),
+                "record_created": shown_time(created) if created else None, "file": file, "line": line,
+                "decision": "superseded", "sent": None, "answer": None, "superseded_by": by, "_event": on,
+                "_clocking": clocking, "_superseded": None,
+                "detail": f"the last of {more + 1} superseded events of this person in this batch; the {more} "
+                          f"before it are not listed one by one" if more else None}
+        lost["text"] = describe(lost)
+        rows.append(lost)
+    return rows
 
 
 def _kind(event: Optional[int]) -> Optional[str]:
@@ -173,6 +190,8 @@ def _kind(event: Optional[int]) -> Optional[str]:
 def _public(row: Dict[str, Any]) -> Dict[str, Any]:
     """A row for --json: without the raw values kept for the words."""
     out = {k: v for k, v in row.items() if not k.startswith("_")}
+    if out.get("decision") != "superseded":
+        out["superseded_by"] = None
     if out.get("superseded_by"):
         out["superseded_by"] = {k: v for k, v in out["superseded_by"].items() if not k.startswith("_")}
     return out
@@ -205,8 +224,10 @@ def history(conn: sqlite3.Connection, text: str, since: Optional[datetime] = Non
         for day in _days_between(first, span[1]):  # one index seek per day and person: the trail is kept by day
             for pid in person.ids:
                 found += conn.execute(_ONE_DAY, (day, pid, floor)).fetchall()
-    found.sort(key=lambda r: (r[1], r[5] or 0, r[0]), reverse=True)  # newest first; in a batch, latest event first
-    rows = [_row(r) for r in found]
+    rows = []
+    for values in sorted(found, key=lambda r: (r[1], r[0]), reverse=True):  # newest first
+        row = _row(values)
+        rows += [row] + _superseded_rows(row)
     return {"person": person.text, "employee_ids": person.employees, "logins": person.logins,
             "since": since.strftime("%Y-%m-%d %H:%M:%S") if since else None, "rows": rows, "_name": person.name}
 

@@ -106,10 +106,11 @@ CREATE TABLE IF NOT EXISTS audit_trail (  -- one row per event read, and per cha
     file INTEGER,                -- audit_files.id, with line: where the event was read
     line INTEGER,
     decision TEXT NOT NULL,      -- audit.DECISIONS
-    ref INTEGER,                 -- superseded: the audit_trail.id of the event that won
     sent TEXT,                   -- the duty value sent to AtHoc ('' clears it), NULL when nothing was sent
     answer TEXT,                 -- AtHoc's answer: 'ok', or 'gone: ...' / 'failed: ...' with its words
-    detail TEXT                  -- why, in words
+    detail TEXT,                 -- why, in words
+    superseded TEXT              -- the events of this person this one superseded in its batch, one a line:
+                                 -- on (1/0) TAB clocking time TAB record created TAB file TAB line; '+N': N more
 );
 CREATE INDEX IF NOT EXISTS audit_trail_day ON audit_trail (at / 1000000, person, at);
 CREATE TABLE IF NOT EXISTS audit_snapshot (  -- the rows holding an on-duty value at the start of each day
@@ -134,8 +135,8 @@ CREATE INDEX IF NOT EXISTS run_history_started ON run_history (started);
 CREATE VIEW IF NOT EXISTS audit_view AS  -- the trail in words and names, for people and reports
     SELECT t.id, t.at, p.employee_id, p.login,
            CASE t.event WHEN 1 THEN 'book-on' WHEN 0 THEN 'book-off' END AS event,
-           t.event_time, t.created AS record_created, f.name AS source_file, t.line, t.decision, t.ref, t.sent,
-           t.answer, t.detail
+           t.event_time, t.created AS record_created, f.name AS source_file, t.line, t.decision, t.sent,
+           t.answer, t.detail, t.superseded
     FROM audit_trail t JOIN audit_people p ON p.id = t.person LEFT JOIN audit_files f ON f.id = t.file;
 """
 

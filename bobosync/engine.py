@@ -158,9 +158,9 @@ class BOBOProcessor:
         now = self.clock()
         tolerance = timedelta(minutes=self.settings.future_tolerance_minutes)
         not_after = "" if self.clock_check.skewed(now) else (now + tolerance).strftime("%Y%m%d%H%M%S")
-        winners, reports, losers = read_batch(files, result, self.inbox.order_of, not_after)
+        winners, reports, superseded = read_batch(files, result, self.inbox.order_of, not_after)
         crash_point("after_parse")
-        return plan_updates(winners, reports, self.db, self.settings, result, losers)
+        return plan_updates(winners, reports, self.db, self.settings, result, superseded)
 
     @_like_a_run
     def process_file_batch(self, files: Sequence[Path]) -> BatchResult:

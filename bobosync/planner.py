@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from audit import Losers, recording
+from audit import Superseded, recording
 from bobo_csv import BOBOEntry, CsvFile, supersedes
 from bobo_db import BOBODatabase
 from config import Settings
@@ -32,24 +32,24 @@ class Winner:
 class BatchPlan:
     """What a batch read and what it would send: LOGIN_ID -> duty value, and each value's source."""
 
-    def __init__(self, reports: List[Tuple[Path, CsvFile]], losers: Optional[Losers] = None):
+    def __init__(self, reports: List[Tuple[Path, CsvFile]], superseded: Optional[Superseded] = None):
         self.reports = reports
         self.updates: Dict[str, str] = {}
         self.sources: Dict[str, Winner] = {}
         self.pending: Dict[str, Winner] = {}  # employee id -> newest event, for people no AtHoc user holds yet
-        self.losers = losers if losers is not None else Losers()  # superseded inside the batch (for the trail)
+        self.superseded = superseded  # the events superseded inside the batch, for the audit trail
         self.stale: List[Tuple[Winner, str, OrderKey]] = []  # with the LOGIN_ID and the order of the event applied
         self.mappings: Dict[str, str] = {}
 
 
 def read_batch(files: Sequence[Path], result: BatchResult, file_order: Callable[[Path], str], not_after: str
-               ) -> Tuple[Dict[str, Winner], List[Tuple[Path, CsvFile]], Losers]:
+               ) -> Tuple[Dict[str, Winner], List[Tuple[Path, CsvFile]], Optional[Superseded]]:
     """Stream every file, keeping only each employee's newest event, and the events it superseded (for the audit
     trail); unreadable files are left out. Events later than `not_after` (YYYYMMDDHHMMSS) are rejected rows."""
     winners: Dict[str, Winner] = {}
     reports: List[Tuple[Path, CsvFile]] = []
-    losers = Losers()
-    lost = losers.add if recording() else None
+    superseded = Superseded() if recording() else None
+    lost = superseded.add if superseded is not None else None
     for path in files:
         report = CsvFile(path, not_after=not_after)
         order = file_order(path)
@@ -59,10 +59,11 @@ def read_batch(files: Sequence[Path], result: BatchResult, file_order: Callable[
                 best = winners.get(entry.employee_id)
                 if best is None or supersedes(key, best.key):
                     winners[entry.employee_id] = Winner(entry, key, path)
-                    if best is not None and lost is not None:
-                        lost(best.entry)
-                elif lost is not None:
-                    lost(entry)
+                    loser = best.entry if best is not None else None
+                else:
+                    loser = entry
+                if loser is not None and lost is not None:
+                    lost(loser)
         except FileNotFoundError:
             log.info("%s disappeared before it was read; skipped", path.name)
             continue
@@ -77,13 +78,13 @@ def read_batch(files: Sequence[Path], result: BatchResult, file_order: Callable[
         result.rows += report.rows
         result.rejected += report.rejected_count
         reports.append((path, report))
-    return winners, reports, losers
+    return winners, reports, superseded
 
 
 def plan_updates(winners: Dict[str, Winner], reports: List[Tuple[Path, CsvFile]], db: BOBODatabase,
-                 settings: Settings, result: BatchResult, losers: Optional[Losers] = None) -> BatchPlan:
+                 settings: Settings, result: BatchResult, superseded: Optional[Superseded] = None) -> BatchPlan:
     """The updates for winners newer than what AtHoc has from us, and mapped; counts stale and unmapped."""
-    plan = BatchPlan(reports, losers)
+    plan = BatchPlan(reports, superseded)
     result.stale = sum(r.valid for _, r in reports) - len(winners)  # superseded inside the batch
     states = db.duty_states()
     mappings = plan.mappings = db.all_mappings()

@@ -111,7 +111,8 @@ def incident(sim, tmp_path):
                        on("10004", "20240616010000"), on("99999", "20240617025700")])  # 10004: no book-off since
     at(sc, "03:00:30")
     sc.write("b.csv", [off("10001", "20240617030030"), on("10002", "20240617025000"),  # an older event: stale
-                       off("10003", "20240617030500"), on("10005", "20240617030400")])  # the shift change
+                       off("10003", "20240617030500"), on("10005", "20240617030300"),  # the shift change,
+                       on("10005", "20240617030400")])  # 10005 twice: the later one supersedes the first
     sim.fail(r"/syncbycommonnames", 503, times=None)
     at(sc, "03:01:30", expect=(1,))
     sim.faults.clear()
@@ -124,7 +125,7 @@ def test_report_shows_on_duty_counts_runs_people_and_files(incident, tmp_path):
     runs with the failed one and the gaps, each person's events with the decision in words, and the files."""
     sc = incident
     page, html, _ = report(sc, tmp_path, "--since", SINCE, "--until", UNTIL, "--person", "10001",
-                           "--person", "10002", "--person", "99999", "--person", "10004")
+                           "--person", "10002", "--person", "99999", "--person", "10004", "--person", "10005")
     counts = {minute: int(n) for minute, n in page.rows("series")}
     assert len(counts) == 10
     assert counts["17/06/2024 03:00"] == 0
@@ -139,7 +140,7 @@ def test_report_shows_on_duty_counts_runs_people_and_files(incident, tmp_path):
                                             ("17/06/2024 03:07:30", "0")]
     assert runs[0][4] == "4" and runs[0][6] == "1"  # updated 4, pending 1 (the new starter)
     assert runs[1][3].startswith("1 (0,") and "503" in runs[1][9]  # the outage: b.csv waited, AtHoc's answer named
-    assert runs[2][4] == "3" and runs[2][5] == "1"  # updated 3, stale 1
+    assert runs[2][4] == "3" and runs[2][5] == "2"  # updated 3; stale 2: the stale one and the superseded one
     assert "17/06/2024 03:01:30 to 17/06/2024 03:07:30" in page.text_of["gaps"].replace("03:0", "17/06/2024 03:0") \
         or "03:01:30 to 03:07:30" in page.text_of["gaps"]
     assert page.text_of["health"].startswith("Health: degraded: 1 failed run(s)")
@@ -152,7 +153,8 @@ def test_report_shows_on_duty_counts_runs_people_and_files(incident, tmp_path):
 
     lanes = _split(page.tables["person-rows"])
     decisions = [[row[4] for row in lane] for lane in lanes]
-    assert decisions == [["applied", "applied"], ["applied", "stale"], ["pending"], ["applied", "cleared"]]
+    assert decisions == [["applied", "applied"], ["applied", "stale"], ["pending"], ["applied", "cleared"],
+                         ["superseded", "applied"]]
     first = lanes[0]
     assert first[0][1] == "book-on" and first[0][2] == "2024-06-17 02:55:00" and first[0][3] == "a.csv:1"
     assert first[1][1] == "book-off" and first[1][3] == "b.csv:1" and first[1][0].startswith("2024-06-17 03:07:3")
@@ -160,8 +162,9 @@ def test_report_shows_on_duty_counts_runs_people_and_files(incident, tmp_path):
     assert "not sent" in lanes[1][1][5] and "b.csv:2" in lanes[1][1][3]
     assert "kept as pending" in lanes[2][0][5]
     assert "cleanup" in lanes[3][1][5]
+    assert "superseded by the book-on clocked 2024-06-17 03:04:00 (b.csv:5)" in lanes[4][0][5], lanes[4][0]
     lane_svgs = [a for tag, a in page.tags if tag == "div" and "lane" in (a.get("class") or "")]
-    assert len(lane_svgs) == 4
+    assert len(lane_svgs) == 5
 
     processed = page.rows("files-processed")
     assert [r[1] for r in processed] == ["a.csv", "b.csv"]
