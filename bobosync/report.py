@@ -13,7 +13,6 @@ from config import Settings
 from results import EXIT_CONFIG, EXIT_OK, EXIT_RETRY
 
 TEMPLATE = Path(__file__).with_name("report_page.html")
-_HM = "%H:%M"
 
 
 def period(day: Optional[str], since: Optional[str], until: Optional[str], now: datetime) -> Tuple[datetime, datetime]:
@@ -159,6 +158,7 @@ def build(conn: sqlite3.Connection, settings: Settings, start: datetime, end: da
           now: datetime) -> str:
     """The page's HTML."""
     import jinja2
+    from markupsafe import Markup
     step, points = report_data.on_duty_series(conn, start, end)
     runs = report_data.runs(conn, start, end)
     gaps = report_data.gaps(runs, start, min(end, now))
@@ -166,7 +166,7 @@ def build(conn: sqlite3.Connection, settings: Settings, start: datetime, end: da
     for text in people:
         person = report_data.person_rows(conn, text, start, end)
         lanes.append({"name": person["_name"], "rows": person["rows"],
-                      "chart": jinja2.utils.markupsafe.Markup(lane_chart(person["rows"], start, end))
+                      "chart": Markup(lane_chart(person["rows"], start, end))
                       if person["rows"] else ""})
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     template = env.from_string(TEMPLATE.read_text(encoding="utf-8"))
@@ -176,7 +176,7 @@ def build(conn: sqlite3.Connection, settings: Settings, start: datetime, end: da
         problems=report_data.problem_changes(runs),
         zone=now.astimezone().tzname() or "local", alerts=report_data.alerts(conn),
         files=report_data.files(conn, start, end, settings.csv_directory, settings.failed_files_directory),
-        chart=jinja2.utils.markupsafe.Markup(duty_chart(points, runs, gaps)), version=_version())
+        chart=Markup(duty_chart(points, runs, gaps)), version=_version())
 
 
 def _version() -> str:

@@ -233,6 +233,7 @@ def test_every_value_from_athoc_bobo_or_a_file_name_is_text(sim, tmp_path):
     (("--since", "yesterday"), "--since 'yesterday': not a date and time"),
     (("--since", "17/06/2024 04:00", "--until", "17/06/2024 03:00"), "is not after --since"),
     (("--person", "nobody@nowhere"), "'nobody@nowhere' is in no audit trail row"),
+    (("--out", "no-such-folder-here/r.html"), "The report cannot be written to"),
 ])
 def test_bad_input_is_one_message_and_exit_2(sim, tmp_path, argv, named):
     """Rule: a bad date or an unknown person is one clear message and exit 2, no traceback, no page."""
