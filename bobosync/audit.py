@@ -327,7 +327,7 @@ class Cleared(Trail):
         self.logins, self.hours = logins, hours
 
     def collect(self, conn: sqlite3.Connection) -> None:
-        why = f"on duty for over {self.hours:g} hours (AUTO_CLEANUP_HOURS) without a book-off"
+        why = f"on duty for over {self.hours:g} hours without a book-off (AUTO_CLEANUP_HOURS)"
         for login in self.logins:
             state = conn.execute("SELECT employee_id, on_duty, event_time, record_created, source_file, line FROM "
                                  "duty_state WHERE username = ?", (login,)).fetchone()
@@ -355,7 +355,7 @@ def collar_moves(trail: Trail, moved: Sequence[Tuple[str, str, str]], updates: M
                       f"{a} now holds collar number {other}: that officer's value")
         else:
             _move_row(trail, eid, a, states.get(eid), updates, outcomes,
-                      f"collar number {eid} moved from here to {b}: the value bobosync set here is cleared")
+                      f"collar number {eid} moved from here to {b}, so the value bobosync set here is cleared")
 
 
 def _move_row(trail: Trail, employee: str, login: str, state: Optional[Tuple[Any, ...]], updates: Mapping[str, str],

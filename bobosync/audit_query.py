@@ -120,7 +120,7 @@ def _event_words(event: Optional[int], clocking: Optional[int], file: Optional[s
     kind = {1: "book-on", 0: "book-off"}.get(event if event is not None else -1, "")
     where = f" ({file}:{line})" if file and line else f" ({file})" if file else ""
     if not kind:
-        return f"a row{where}" if where else "no event"
+        return f"row{where}" if where else "no event"
     return f"{kind} clocked {shown_time(clocking)}{where}"
 
 
@@ -146,7 +146,7 @@ def describe(row: Dict[str, Any]) -> str:
         "failed": f"sent to {login}, but AtHoc did not apply it ({answer}); its file is tried again",
         "dropped": f"pending event given up: {detail}",
         "expired": f"pending event given up: {detail}",
-        "cleared": f"cleanup: {sent} ({detail})" if answer == "ok" else f"cleanup: {detail}",
+        "cleared": f"cleanup: {sent}: {detail}" if answer == "ok" else f"cleanup: {detail}",
         "moved": f"{detail}" + (f": {sent}" if sent else "") + (f"; AtHoc answered {answer}" if answer not in
                                                                  (None, "ok") else ""),
         "clear-future": f"--clear-future: {detail}",
