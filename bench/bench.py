@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -41,6 +42,11 @@ POLL_SECONDS = 0.002
 SETTLED = 3600  # files are written with modification times this many seconds in the past
 
 # The tool's own time is judged against these (seconds), and its peak memory (MB).
+TRAIL_COST_RATIO = 1.25  # a shift change recording the audit trail, against one with the trail switched off
+PERSON_QUERY_S = 0.2  # --history / --on-duty-at for one person, the whole command
+FORCE_QUERY_S = 5.0  # --on-duty-at for the whole force, the whole command
+REPORT_S = 5.0  # --report for one day of the whole force, the whole command
+REPORT_MB = 5.0  # and the page it writes
 MAPPING_TARGET_S = 3.0
 SHIFT_TARGET_S = 5.0
 SHIFT_MEMORY_MB = 200.0
@@ -72,10 +78,13 @@ class Sizes:
     growth_files: int
     growth_employees: int
     idle_runs: int
+    trail_people: int = 50_000  # the synthetic audit trail: this many people booking on and off every day
+    trail_days: int = 90
+    audit_repeats: int = 3  # each audit measurement is the median of this many
 
 
 FULL = Sizes(50_000, 100_000, 100, 30_000, (10_000, 100_000, 1_000_000), 100, 10_000, 30)
-QUICK = Sizes(2_500, 3_000, 10, 1_000, (1_000, 2_000, 4_000), 5, 300, 3)
+QUICK = Sizes(2_500, 3_000, 10, 1_000, (1_000, 2_000, 4_000), 5, 300, 3, 300, 5, 1)
 
 
 @dataclass
@@ -383,20 +392,25 @@ def mapping_sync(sim: AtHocSimulator, root: Path, sizes: Sizes, args: argparse.N
 
 
 def shift_change(sim: AtHocSimulator, root: Path, sizes: Sizes, template_db: Path,
-                 args: argparse.Namespace) -> Row:
-    """Scenario 2: a force-wide shift change, every file in one batch, after the previous shift was applied."""
+                 args: argparse.Namespace, name: str = "shift", scenario: str = "2 shift change",
+                 db_from: Optional[Path] = None, settings: Optional[Dict[str, str]] = None) -> Row:
+    """Scenario 2: a force-wide shift change, every file in one batch, after the previous shift was applied.
+    (`db_from`: a database moved in and used instead of a copy of the template; `settings`: for the site.)"""
     reset_duty_field(sim)
-    site = Site(sim, root / "shift", AUTO_CLEANUP_HOURS="0")
-    shutil.copy(template_db, site.db)
+    site = Site(sim, root / name, AUTO_CLEANUP_HOURS="0", **(settings or {}))
+    if db_from is not None:
+        os.replace(db_from, site.db)
+    else:
+        shutil.copy(template_db, site.db)
     applied = previous_shift(site.csv, sizes.shift_employees, seed=1)
     first = site.run()
-    row = Row("2 shift change", f"{sizes.shift_rows:,} rows, {sizes.shift_files} files, "
-                                f"{sizes.shift_employees:,} people")
+    row = Row(scenario, f"{sizes.shift_rows:,} rows, {sizes.shift_files} files, "
+                        f"{sizes.shift_employees:,} people")
     check_exit(first, row.problems)
     expected = write_files(site.csv, "shift_", sizes.shift_files, sizes.shift_rows, sizes.shift_employees,
                            seed=2, stale_day="20240616")
     before = site.write_transactions()
-    run = site.run(profile=profile_path(args, "shift"))
+    run = site.run(profile=profile_path(args, name))
     row.run = run
     check_exit(run, row.problems)
     want = expected.updates({eid: held[:2] for eid, held in applied.items()})
@@ -540,6 +554,273 @@ def judge_growth(rows: List[Row]) -> None:
     large.met = linear and flat
 
 
+# --- scenario 5: the audit trail ---
+
+TRAIL_SQL = """
+WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < :rows - 1),
+s AS (SELECT i, i / :block AS d, i % :block AS j FROM n),
+k AS (SELECT i, d, CASE WHEN j < :p THEN 0 WHEN j < :p + :p10 THEN 1 ELSE 2 END AS part,
+             CASE WHEN j < :p THEN j WHEN j < :p + :p10 THEN (j - :p) * 10 + d % 10 ELSE j - :p - :p10 END AS who
+      FROM s),
+t AS (SELECT i, d, part, who, (CASE part WHEN 2 THEN 17 ELSE 7 END) * 3600 + who * 3600 / :p AS clock,
+             part = 2 AND (who + d) % 50 = 0 AS rejected FROM k),
+u AS (SELECT t.*, clock + 20 + (CASE part WHEN 1 THEN 60 ELSE 0 END) AS secs, days.day, days.shown
+      FROM t JOIN days ON days.d = t.d)
+INSERT INTO audit_trail (id, at, person, event, event_time, created, file, line, decision, sent, answer, detail,
+                         superseded)
+SELECT i + 1, day * 1000000 + secs / 3600 * 10000 + secs / 60 % 60 * 100 + secs % 60, who + 1,
+       CASE WHEN rejected THEN NULL WHEN part = 2 THEN 0 ELSE 1 END,
+       CASE WHEN rejected THEN NULL ELSE day * 1000000 + clock / 3600 * 10000 + clock / 60 % 60 * 100 + clock % 60 END,
+       CASE WHEN rejected THEN NULL ELSE day * 1000000 + (clock + 5) / 3600 * 10000 + (clock + 5) / 60 % 60 * 100
+                                         + (clock + 5) % 60 END,
+       d * 2 + (CASE part WHEN 2 THEN 2 ELSE 1 END), who % 1000 + 1,
+       CASE WHEN rejected THEN 'rejected' WHEN part = 1 THEN 'stale' ELSE 'applied' END,
+       CASE WHEN part = 0 THEN printf('%s %02d:%02d:%02d', shown, clock / 3600, clock / 60 % 60, clock % 60)
+            WHEN part = 2 AND NOT rejected THEN '' END,
+       CASE WHEN part = 1 OR rejected THEN NULL ELSE 'ok' END,
+       CASE WHEN rejected THEN 'clocking time ahead of this server''s clock (synthetic)'
+            WHEN part = 1 THEN 'the event already applied (its file was read again)' END,
+       CASE WHEN part = 0 AND who % 10 = (d + 5) % 10 THEN
+            printf('1' || char(9) || '%d' || char(9) || '%d' || char(9) || 'bobo_%d_0600.csv' || char(9) || '%d',
+                   day * 1000000 + 60000 + who % 3600 / 60 * 100, day * 1000000 + 60005 + who % 3600 / 60 * 100,
+                   day, who % 1000 + 1) END
+FROM u
+"""
+
+
+@dataclass
+class TrailShape:
+    """The synthetic trail: `people` book on at 07:xx and off at 17:xx on each of `days` days before today; each day
+    one in ten has a book-on of 06:xx superseded by it, and one in ten has it read again a minute later (stale);
+    a book-off in fifty is a rejected row, so its person stays on duty overnight."""
+
+    people: int
+    days: int
+    today: date
+
+    @property
+    def block(self) -> int:
+        return 2 * self.people + self.people // 10
+
+    @property
+    def rows(self) -> int:
+        return self.block * self.days
+
+    def day(self, d: int) -> date:
+        return self.today - timedelta(days=self.days - d)
+
+    def history_rows(self, who: int) -> int:
+        """The events --history shows: two a day, a stale one a day in ten, a superseded one a day in ten."""
+        return 2 * self.days + sum(1 for d in range(self.days) if who % 10 == d % 10) \
+            + sum(1 for d in range(self.days) if who % 10 == (d + 5) % 10)
+
+    @property
+    def events(self) -> int:
+        return self.rows + sum(1 for d in range(self.days) for who in range(self.people) if who % 10 == (d + 5) % 10)
+
+    def overnight(self, d: int) -> int:
+        """People on duty at 03:00 on day d: their book-off of the day before was rejected."""
+        return sum(1 for who in range(self.people) if (who + d - 1) % 50 == 0)
+
+
+def build_trail(db: Path, shape: TrailShape) -> float:
+    """Write the synthetic trail into `db` (made by a run: the real schema) with SQL, then take its daily snapshots
+    with the real code (audit.take_snapshot); the seconds the snapshots took."""
+    import audit
+    conn = sqlite3.connect(str(db))
+    with conn:
+        conn.executemany("INSERT INTO audit_people (id, employee_id, login) VALUES (?, ?, ?)",
+                         ((i + 1, str(FIRST_COLLAR + i), login_of(FIRST_COLLAR + i)) for i in range(shape.people)))
+        conn.executemany("INSERT INTO audit_files (id, name, last_seen) VALUES (?, ?, ?)",
+                         ((d * 2 + half, f"bobo_{shape.day(d):%Y%m%d}_{'0700' if half == 1 else '1700'}.csv",
+                           int(f"{shape.day(d):%Y%m%d}") * 1000000) for d in range(shape.days) for half in (1, 2)))
+        conn.execute("CREATE TEMP TABLE days (d INTEGER PRIMARY KEY, day INTEGER, shown TEXT)")
+        conn.executemany("INSERT INTO days VALUES (?, ?, ?)", ((d, int(f"{shape.day(d):%Y%m%d}"),
+                                                                f"{shape.day(d):%d/%m/%Y}") for d in range(shape.days)))
+        conn.execute(TRAIL_SQL, {"rows": shape.rows, "block": shape.block, "p": shape.people,
+                                 "p10": shape.people // 10})
+    started = time.perf_counter()
+    while audit.take_snapshot(conn, int(f"{shape.today:%Y%m%d}")):
+        pass
+    took = time.perf_counter() - started
+    conn.close()
+    return took
+
+
+def median_run(site: Site, args: Sequence[str], repeats: int) -> Run:
+    runs = [site.run(*args) for _ in range(repeats)]
+    median = statistics.median(r.wall for r in runs)
+    run = min(runs, key=lambda r: abs(r.wall - median))
+    run.wall = median
+    return run
+
+
+def trail_cost(sim: AtHocSimulator, root: Path, sizes: Sizes, template_db: Path,
+               args: argparse.Namespace) -> Tuple[List[Row], float]:
+    """The shift change with the trail switched off (the test hook) and on, alternately (--quick: on only).
+    Judged on the tool process's CPU time, the smallest of the repeats (other work on a shared machine only ever
+    adds to a run)."""
+    cpu: Dict[str, List[float]] = {"off": [], "on": []}
+    tool: Dict[str, List[float]] = {"off": [], "on": []}
+    checked: Dict[str, Row] = {}
+    modes = ("on",) if args.quick else ("off", "on")
+    for n in range(sizes.audit_repeats):
+        for mode in modes:
+            hook = {"BOBOSYNC_TEST_NO_AUDIT": "1"} if mode == "off" else {}
+            row = shift_change(sim, root, sizes, template_db, args, name=f"trail-{mode}-{n}",
+                               scenario=f"5 shift change, trail {mode}", settings=hook)
+            # (where CPU time is unknown, on Windows, the tool's wall time stands in for it)
+            cpu[mode].append((row.run.cpu if row.run.cpu is not None else row.run.tool) if row.run else math.inf)
+            tool[mode].append(row.run.tool if row.run else math.inf)
+            if mode not in checked or row.problems:
+                checked[mode] = row
+    for mode, row in checked.items():
+        row.target, row.met = "", None
+        row.note = (f"CPU s {', '.join(f'{t:.3f}' for t in cpu[mode])}; tool s "
+                    f"{', '.join(f'{t:.3f}' for t in tool[mode])}")
+    if args.quick:
+        return [checked["on"]], min(tool["on"])
+    off, on = min(cpu["off"]), min(cpu["on"])
+    ratio = on / off if off else math.inf
+    wall = min(tool["on"]) / min(tool["off"]) if min(tool["off"]) else math.inf
+    checked["on"].target = f"CPU on <= {TRAIL_COST_RATIO:g}x off"
+    checked["on"].met = ratio <= TRAIL_COST_RATIO
+    checked["on"].note += (f"; best CPU {on:.3f} s against {off:.3f} s without the trail: {ratio:.2f}x "
+                           f"(+{(ratio - 1) * 100:.0f}%); best tool time {wall:.2f}x")
+    return [checked["off"], checked["on"]], min(tool["on"])
+
+
+def audit_trail(sim: AtHocSimulator, root: Path, sizes: Sizes, template_db: Path,
+                args: argparse.Namespace) -> List[Row]:
+    """Scenario 5: what recording the trail costs a shift change, and --history / --on-duty-at on a trail of
+    trail_people x trail_days (10 million rows at full size); then the purge, and a shift change on that trail."""
+    rows, on_time = trail_cost(sim, root, sizes, template_db, args)
+    site = Site(sim, root / "trail", AUTO_CLEANUP_HOURS="0")
+    shutil.copy(template_db, site.db)
+    shape = TrailShape(min(sizes.trail_people, sizes.users), sizes.trail_days, date.today())
+    started = time.perf_counter()
+    snapshots = build_trail(site.db, shape)
+    built = Row("5 trail built", f"{shape.rows:,} rows ({shape.events:,} events), {shape.people:,} people, "
+                                 f"{shape.days} days")
+    size_mb = site.db.stat().st_size / 1e6
+    built.note = (f"written by SQL in {time.perf_counter() - started - snapshots:.0f} s; the {shape.days} daily "
+                  f"snapshots took {snapshots:.1f} s ({snapshots / shape.days * 1000:.0f} ms a day, the purge step "
+                  f"takes one a day); database {size_mb:,.0f} MB, {size_mb * 1e6 / shape.rows:.0f} bytes a row")
+    rows.append(built)
+    rows += trail_queries(site, shape, sizes.audit_repeats)
+    rows.append(trail_purge(site, shape))
+    if args.quick:
+        return rows
+    big = shift_change(sim, root, sizes, template_db, args, name="trail-shift", db_from=site.db,
+                       scenario="5 shift change, big trail")
+    big.target, big.met = "", None
+    if big.run:
+        big.note = f"trail on, after the {shape.rows:,} rows: {big.run.tool / on_time:.2f}x the fresh database's"
+    rows.append(big)
+    return rows
+
+
+def _when(day: date, clock: str) -> str:
+    return f"{day:%d/%m/%Y} {clock}"
+
+
+def trail_queries(site: Site, shape: TrailShape, repeats: int) -> List[Row]:
+    """--history and --on-duty-at as a person types them, each the median of `repeats` commands."""
+    d = shape.days - 30 if shape.days > 30 else shape.days - 2
+    day, who = shape.day(d), shape.people // 2 + 7
+    employee = str(FIRST_COLLAR + who)
+    asks = [("history, one person", ["--history", employee], PERSON_QUERY_S,
+             f"{shape.history_rows(who)} row(s)"),
+            ("on-duty-at, one person", ["--on-duty-at", _when(day, "12:00"), employee], PERSON_QUERY_S,
+             f"{employee} ({login_of(FIRST_COLLAR + who)}) was on duty"),
+            ("on-duty-at, whole force 03:00", ["--on-duty-at", _when(day, "03:00")], FORCE_QUERY_S,
+             f": {shape.overnight(d)} user(s)"),
+            ("on-duty-at, whole force 12:00", ["--on-duty-at", _when(day, "12:00")], FORCE_QUERY_S,
+             f": {shape.people} user(s)")]
+    rows = []
+    for label, argv, target, expected in asks:
+        run = median_run(site, argv, repeats)
+        row = Row("5 " + label, " ".join(argv[:1] + [repr(a) for a in argv[1:]]), run,
+                  f"command < {target:g} s")
+        check_exit(run, row.problems)
+        if expected not in run.output:
+            row.problems.append(f"expected {expected!r} in the output: {run.output[:300]!r}")
+        row.note = f"{len(run.output.splitlines()):,} lines printed"
+        row.met = run.wall < target
+        rows.append(row)
+    return rows
+
+
+def trail_purge(site: Site, shape: TrailShape) -> Row:
+    """One purge step with AUDIT_RETENTION_DAYS one day short of the trail: bounded, and only old rows go."""
+    import audit
+    from bobo_db import BOBODatabase
+    cutoff_day = int(f"{shape.day(1):%Y%m%d}")
+    count = "SELECT COUNT(*) FROM audit_trail WHERE at / 1000000 {} " + str(cutoff_day)
+    old, young = site.query(count.format("<"))[0][0], site.query(count.format(">="))[0][0]
+    held = site.query(count.format("<") + " AND id IN (SELECT trail_id FROM audit_snapshot)")[0][0]  # in force
+    db = BOBODatabase(site.db)
+    started = time.perf_counter()
+    audit.maintain(db, datetime.now(), shape.days - 1)
+    took = time.perf_counter() - started
+    db.close()
+    gone = old - site.query(count.format("<"))[0][0]
+    row = Row("5 purge step", f"AUDIT_RETENTION_DAYS={shape.days - 1}: {old:,} rows older")
+    bound = audit.PURGE_CHUNK * audit.PURGE_CHUNKS
+    if site.query(count.format(">="))[0][0] != young:
+        row.problems.append("the purge deleted rows younger than AUDIT_RETENTION_DAYS")
+    if gone != min(old - held, bound) and took < audit.PURGE_SECONDS:
+        row.problems.append(f"the purge deleted {gone:,} old rows, expected {min(old - held, bound):,}")
+    row.note = (f"{gone:,} rows deleted in {took:.2f} s (at most {bound:,} a step, {audit.PURGE_SECONDS:g} s); "
+                f"{held:,} kept: their duty value was still in force")
+    row.target, row.met = f"< {audit.PURGE_SECONDS + 1:g} s", took < audit.PURGE_SECONDS + 1
+    return row
+
+
+# --- scenario 6: the incident-review page ---
+
+RUNS_SQL = """
+WITH RECURSIVE m(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM m WHERE i < 1439)
+INSERT INTO run_history (started, ended, duration_ms, exit_code, files, files_done, files_failed, updated, stale,
+                         pending, rejected, failed, gone, problems)
+SELECT :day * 1000000 + i / 60 * 10000 + i % 60 * 100, :day * 1000000 + i / 60 * 10000 + i % 60 * 100 + 2,
+       CASE WHEN i IN (420, 1020) THEN 9000 ELSE 60 END, CASE WHEN i BETWEEN 600 AND 604 THEN 1 ELSE 0 END,
+       CASE WHEN i IN (420, 1020) THEN 1 ELSE 0 END, CASE WHEN i IN (420, 1020) THEN 1 ELSE 0 END, 0,
+       CASE WHEN i IN (420, 1020) THEN :people ELSE 0 END, 0, 0, 0, 0, 0,
+       CASE WHEN i BETWEEN 600 AND 604 THEN 'AtHoc cannot be reached (synthetic)' ELSE '' END
+FROM m WHERE i NOT BETWEEN 605 AND 619
+"""
+
+
+def report_day(sim: AtHocSimulator, root: Path, sizes: Sizes, template_db: Path) -> Row:
+    """Scenario 6: --report for one day of the whole force (about 100,000 trail rows) with a run every minute (five
+    failed in an outage, then a quarter of an hour with none), and two people's lanes."""
+    site = Site(sim, root / "report", AUTO_CLEANUP_HOURS="0")
+    shutil.copy(template_db, site.db)
+    shape = TrailShape(min(sizes.trail_people, sizes.users), 2, date.today())
+    build_trail(site.db, shape)
+    day = shape.day(1)
+    conn = sqlite3.connect(str(site.db))
+    with conn:
+        conn.execute(RUNS_SQL, {"day": int(f"{day:%Y%m%d}"), "people": shape.people})
+    conn.close()
+    out = root / "report.html"
+    argv = ["--report", "--day", f"{day:%d/%m/%Y}", "--out", str(out), "--person", str(FIRST_COLLAR + 7),
+            "--person", login_of(FIRST_COLLAR + 8)]
+    run = median_run(site, argv, sizes.audit_repeats)
+    row = Row("6 report, one day", f"{shape.block:,} trail rows, {shape.people:,} people, 1,425 runs", run,
+              f"command < {REPORT_S:g} s, page < {REPORT_MB:g} MB")
+    check_exit(run, row.problems)
+    html = out.read_text(encoding="utf-8") if out.is_file() else ""
+    for minute, want in (("12:00", shape.people), ("03:00", shape.overnight(1))):  # as --on-duty-at answers
+        if f'<td>{day:%d/%m/%Y} {minute}</td><td class="n">{want}</td>' not in html:
+            row.problems.append(f"the page does not give {want} on duty at {minute}")
+    size = out.stat().st_size / 1e6 if out.is_file() else math.inf
+    row.note = f"page {size:.2f} MB; {html.count('<circle'):,} chart dots, {html.count('<tr'):,} table rows"
+    row.met = run.wall < REPORT_S and size < REPORT_MB
+    return row
+
+
 def profile_path(args: argparse.Namespace, name: str) -> Optional[Path]:
     return Path(args.profile).resolve() / f"{name}.prof" if args.profile else None
 
@@ -586,7 +867,7 @@ def print_table(rows: List[Row], judged: bool) -> None:
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="bobosync scale benchmark (see README, Performance).")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, seconds; checks correctness only")
-    parser.add_argument("--only", default="mapping,shift,idle,growth",
+    parser.add_argument("--only", default="mapping,shift,idle,growth,audit,report",
                         help="comma-separated scenarios to run (mapping always runs: the others need its database)")
     parser.add_argument("--profile", metavar="DIR", help="run the tool under cProfile, writing DIR/<scenario>.prof "
                                                          "(times are then not representative)")
@@ -603,6 +884,10 @@ def run_scenarios(sim: AtHocSimulator, root: Path, sizes: Sizes, args: argparse.
         rows.append(idle(sim, root, sizes, template_db))
     if "growth" in only:
         rows.extend(growth(sim, root, sizes, template_db, args))
+    if "audit" in only:
+        rows.extend(audit_trail(sim, root, sizes, template_db, args))
+    if "report" in only:
+        rows.append(report_day(sim, root, sizes, template_db))
     return rows
 
 

@@ -19,6 +19,7 @@ from file_names import readable_name
 from text_encoding import READ_CHUNK, HashingReader, detect_encoding, without_bom  # noqa: F401 (callers)
 
 LAYOUT_A_FIELDS = 10
+TRAIL_REJECTIONS = 10_000  # rejected rows per file the audit trail records one by one (the rest: counted)
 EMPLOYEE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 HEADER_WORD = re.compile(r"[A-Za-z][A-Za-z0-9 _./()#-]*")
 TIMESTAMP_B = re.compile(r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})")
@@ -268,16 +269,20 @@ class CsvFile:
     size: int = -1  # bytes read and their SHA-256, once events() has read the whole file
     sha256: str = ""
     not_after: str = ""  # YYYYMMDDHHMMSS: a later clocking time is a bad row (a wrong clock, a typo)
+    # (line, reason, employee id as written, or '') of the first TRAIL_REJECTIONS rejected rows, for the audit trail
+    trail_rejected: List[Tuple[int, str, str]] = field(default_factory=list)
 
     @property
     def is_bad(self) -> bool:
         """A bad file goes to the failed folder: not text, or rejected rows and no valid one."""
         return self.not_text or (self.valid == 0 and self.rejected_count > 0)
 
-    def _reject(self, line: int, reason: str) -> None:
+    def _reject(self, line: int, reason: str, employee: str = "") -> None:
         self.rejected_count += 1
         if len(self.rejected) < self.max_kept_rejections:
             self.rejected.append((line, reason))
+        if len(self.trail_rejected) < TRAIL_REJECTIONS:
+            self.trail_rejected.append((line, reason, employee))
 
     def events(self) -> Iterator[BOBOEntry]:
         """The file's valid events, in file order. OSError (gone, locked) propagates."""
@@ -315,10 +320,10 @@ class CsvFile:
                 else:
                     entry = BOBOEntry.from_csv_row(row, name, line)
             except RowError as exc:
-                self._reject(line, str(exc))
+                self._reject(line, str(exc), _written_id(row, columns))
                 continue
             if self.not_after and entry.event_time > self.not_after:
-                self._reject(line, _future_reason(entry))
+                self._reject(line, _future_reason(entry), entry.employee_id)
                 continue
             self.valid += 1
             yield entry
@@ -330,6 +335,15 @@ class CsvFile:
         if self.rejected_count > len(self.rejected):
             lines.append(f"{name}: and {self.rejected_count - len(self.rejected)} more rejected rows")
         return lines
+
+
+def _written_id(row: Sequence[str], columns: Optional[Dict[str, int]]) -> str:
+    """The employee id of a rejected row as the trail keeps it: normalized when it is a valid id, else ''."""
+    at = columns["employeeid"] if columns is not None else 1
+    try:
+        return _check_employee_id(row[at])
+    except (IndexError, RowError):
+        return ""
 
 
 def _future_reason(entry: BOBOEntry) -> str:

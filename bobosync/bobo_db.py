@@ -9,7 +9,7 @@ import logging
 import sqlite3
 from datetime import datetime
 from pathlib import Path
-from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from db_schema import SCHEMA, SCHEMA_VERSION, migrate
 from failpoints import crash_point
@@ -86,10 +86,17 @@ class BatchRecord(NamedTuple):
     pending: List[PendingEvent] = []  # events of unmapped people, kept until a user holds their number
     # (employee, event order key) applied: a pending event of theirs that is not later is superseded
     pending_done: List[Tuple[str, Tuple[str, str, str, int]]] = []
+    trail: Any = None  # audit.Trail: the batch's audit trail rows, written in the same transaction
 
 
 def _now_text(now: datetime) -> str:
     return stamp(now)
+
+
+def _write_trail(conn: sqlite3.Connection, trail: Any) -> None:
+    """The audit trail rows of a change (audit.Trail), in the transaction that records the change."""
+    if trail is not None:
+        trail.write(conn)
 
 
 class BOBODatabase:
@@ -168,11 +175,12 @@ class BOBODatabase:
         return self.conn.execute("SELECT COUNT(*) FROM worker_mapping").fetchone()[0]
 
     def replace_mappings(self, mappings: Iterable[Tuple[str, str, str]], ambiguous: Dict[str, List[str]],
-                         now: datetime, moved: Iterable[Tuple[str, str]] = ()) -> int:
-        """Replace every mapping and mark the sync good, in one transaction; `moved` (employee, new LOGIN_ID)
-        are collar numbers whose duty value AtHoc now holds on their new user."""
+                         now: datetime, moved: Iterable[Tuple[str, str]] = (), trail: Any = None) -> int:
+        """Replace every mapping and mark the sync good, in one transaction (with the `trail`'s rows); `moved`
+        (employee, new LOGIN_ID) are collar numbers whose duty value AtHoc now holds on their new user."""
         stamp = _now_text(now)
         with self.conn:
+            _write_trail(self.conn, trail)
             self.conn.executemany("UPDATE duty_state SET username = ? WHERE employee_id = ?",
                                   ((login, e) for e, login in moved))
             self.conn.execute("DELETE FROM worker_mapping")
@@ -240,15 +248,17 @@ class BOBODatabase:
         return self.conn.execute("SELECT employee_id, event_time, on_duty, username FROM duty_state "
                                  "WHERE event_time > ? ORDER BY employee_id", (event_time,)).fetchall()
 
-    def forget_states(self, employee_ids: Iterable[str]) -> None:
+    def forget_states(self, employee_ids: Iterable[str], trail: Any = None) -> None:
         """Drop these duty states: the next event of each person is applied, whatever its time."""
         with self.conn:
+            _write_trail(self.conn, trail)
             self.conn.executemany("DELETE FROM duty_state WHERE employee_id = ?", ((e,) for e in employee_ids))
 
-    def record_cleared(self, logins: Sequence[str], now: datetime) -> int:
+    def record_cleared(self, logins: Sequence[str], now: datetime, trail: Any = None) -> int:
         """Mark users cleared by the cleanup as off duty (their last event's time is kept)."""
         stamp = _now_text(now)
         with self.conn:
+            _write_trail(self.conn, trail)
             cur = self.conn.executemany(
                 "UPDATE duty_state SET on_duty = 0, athoc_value = '', source_file = 'cleanup', applied_at = ? "
                 "WHERE username = ?", ((stamp, login) for login in logins))
@@ -294,17 +304,19 @@ class BOBODatabase:
             self.conn.executemany("UPDATE pending_events SET last_lookup = ? WHERE employee_id = ?",
                                   ((_now_text(now), e) for e in employee_ids))
 
-    def expire_pending(self, first_seen_before: datetime) -> List[Tuple[str, str, str]]:
+    def expire_pending(self, first_seen_before: datetime, trail: Any = None) -> List[Tuple[str, str, str]]:
         """Drop pending events first seen before the cutoff; (employee, event time, file) of each dropped."""
         cutoff = _now_text(first_seen_before)
         with self.conn:
+            _write_trail(self.conn, trail)
             expired = self.conn.execute("SELECT employee_id, event_time, source_file FROM pending_events "
                                         "WHERE first_seen < ? ORDER BY employee_id", (cutoff,)).fetchall()
             self.conn.execute("DELETE FROM pending_events WHERE first_seen < ?", (cutoff,))
         return [tuple(row) for row in expired]
 
-    def drop_pending(self, employee_ids: Iterable[str]) -> None:
+    def drop_pending(self, employee_ids: Iterable[str], trail: Any = None) -> None:
         with self.conn:
+            _write_trail(self.conn, trail)
             self.conn.executemany("DELETE FROM pending_events WHERE employee_id = ?", ((e,) for e in employee_ids))
 
     def add_mappings(self, rows: Iterable[Tuple[str, str, str]], now: datetime) -> None:
@@ -339,6 +351,7 @@ class BOBODatabase:
         """Write a batch's outcome in one transaction; return the new attempt count of each failed file."""
         stamp = _now_text(now)
         with self.conn:
+            _write_trail(self.conn, record.trail)
             self.conn.executemany(
                 "INSERT OR REPLACE INTO duty_state (employee_id, event_time, record_created, on_duty, athoc_value,"
                 " username, source_file, file_order, line, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

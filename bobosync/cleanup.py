@@ -38,7 +38,8 @@ class Cleanup:
         except AtHocError as exc:
             self.link.failed("Cleanup of old duty values failed", exc)
             return []
-        self.db.record_cleared(cleared, now)
+        from audit import Cleared
+        self.db.record_cleared(cleared, now, Cleared(now, cleared, s.auto_cleanup_hours))
         self.db.set_state("last_cleanup", stamp(now))
         if cleared:
             log.info("Cleanup: cleared %s for %d user(s) on duty for over %g hours without a book-off: %s",

@@ -45,6 +45,17 @@ def build_parser() -> "argparse.ArgumentParser":
     mode.add_argument("--clear-future", action="store_true",
                       help="forget duty states dated ahead of the clock (a wrong terminal clock or a typo that an "
                            "older bobosync accepted) and clear their duty field in AtHoc; --status lists them")
+    mode.add_argument("--history", metavar="EMPLOYEE_OR_LOGIN",
+                      help="that person's audit trail, newest first: every event read, what bobosync decided, what "
+                           "AtHoc answered; local only, no network")
+    mode.add_argument("--on-duty-at", nargs="+", metavar=("WHEN", "EMPLOYEE"),
+                      help="who AtHoc's duty field, as bobosync set it, said was on duty at WHEN (\"DD/MM/YYYY "
+                           "HH:MM[:SS]\", local time), from the audit trail; with EMPLOYEE (or a LOGIN_ID), that "
+                           "person and the event that put them there; local only")
+    mode.add_argument("--report", action="store_true",
+                      help="write one self-contained HTML page for an incident review (people on duty minute by "
+                           "minute, the runs, the files, and each --person's events and decisions) and print its "
+                           "path; local only, no network")
     mode.add_argument("--demo", action="store_true",
                       help="rehearse one run against a built-in AtHoc simulator; needs no AtHoc and no .env")
     mode.add_argument("--store-secret", metavar="NAME",
@@ -60,8 +71,15 @@ def build_parser() -> "argparse.ArgumentParser":
     parser.add_argument("--delete", action="store_true", help="with --store-secret: remove NAME from the store")
     parser.add_argument("--user", metavar="ACCOUNT", help="with --task-xml: the account the task runs as")
     parser.add_argument("--out", metavar="FILE", help="with --task-xml: write the XML to FILE in UTF-16, as "
-                                                      "schtasks /XML reads it")
-    parser.add_argument("--json", action="store_true", help="with --status: print JSON")
+                                                      "schtasks /XML reads it; with --report: the page's file "
+                                                      "(default bobosync_report_<date>.html here)")
+    parser.add_argument("--since", metavar="WHEN", help="with --history or --report: from WHEN on (DD/MM/YYYY "
+                                                        "[HH:MM[:SS]])")
+    parser.add_argument("--until", metavar="WHEN", help="with --report: up to WHEN (default now)")
+    parser.add_argument("--day", metavar="DD/MM/YYYY", help="with --report: that whole day (default today)")
+    parser.add_argument("--person", action="append", metavar="EMPLOYEE_OR_LOGIN",
+                        help="with --report: a lane for this person (repeat it for more people)")
+    parser.add_argument("--json", action="store_true", help="with --status, --history or --on-duty-at: print JSON")
     parser.add_argument("--test-alert", action="store_true",
                         help="with --check: send a test alert by e-mail and to the event log, as configured")
     parser.add_argument("--accept-drop", action="store_true",
@@ -76,7 +94,8 @@ def build_parser() -> "argparse.ArgumentParser":
 # What build_parser() makes of no option at all: the scheduled run, which need not import argparse.
 SCHEDULED_RUN = dict(dry_run=False, sync_mappings=False, check=False, status=False, clear_future=False, demo=False,
                      store_secret=None, task_xml=False, delete=False, user=None, out=None, json=False,
-                     accept_drop=False, env_file=None, wrapper_logs=False, backup=None, test_alert=False)
+                     accept_drop=False, env_file=None, wrapper_logs=False, backup=None, test_alert=False,
+                     history=None, since=None, on_duty_at=None, report=False, until=None, day=None, person=None)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> Any:
@@ -86,16 +105,24 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> Any:
         return SimpleNamespace(**SCHEDULED_RUN)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.json and not args.status:
-        parser.error("--json goes with --status")
+    if args.json and not (args.status or args.history is not None or args.on_duty_at):
+        parser.error("--json goes with --status, --history or --on-duty-at")
+    if args.since is not None and args.history is None and not args.report:
+        parser.error("--since goes with --history or --report")
+    if (args.until is not None or args.day is not None or args.person) and not args.report:
+        parser.error("--until, --day and --person go with --report")
+    if args.day is not None and (args.since is not None or args.until is not None):
+        parser.error("--report takes --day, or --since and --until, not both")
+    if args.on_duty_at and len(args.on_duty_at) > 2:
+        parser.error("--on-duty-at takes WHEN and at most one EMPLOYEE (quote WHEN: \"01/10/2024 03:00\")")
     if args.test_alert and not args.check:
         parser.error("--test-alert goes with --check")
     if args.accept_drop and not args.sync_mappings:
         parser.error("--accept-drop goes with --sync-mappings")
     if args.delete and args.store_secret is None:
         parser.error("--delete goes with --store-secret NAME")
-    if (args.user is not None or args.out is not None) and not args.task_xml:
-        parser.error("--user and --out go with --task-xml")
+    if (args.user is not None and not args.task_xml) or (args.out is not None and not (args.task_xml or args.report)):
+        parser.error("--user and --out go with --task-xml (--out also with --report)")
     return args
 
 
@@ -136,11 +163,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.task_xml:
         from task_xml import task_xml_command
         return task_xml_command(user=args.user, out=args.out, env_file=args.env_file)
+    local = args.status or args.report or args.history is not None or bool(args.on_duty_at)  # no AtHoc credentials
     try:
-        settings = load_settings(args.env_file, local=args.status)  # --status is local: no AtHoc credentials needed
+        settings = load_settings(args.env_file, local=local)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
+    if args.history is not None or args.on_duty_at:
+        from audit_query import run_query
+        return run_query(settings.db_path, args.history, args.since, args.on_duty_at, args.json)
+    if args.report:
+        from report import run_report
+        return run_report(settings, args.day, args.since, args.until, args.person or [], args.out)
     if args.status:
         from status_report import print_status
         return print_status(settings, as_json=args.json)

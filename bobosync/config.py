@@ -100,6 +100,7 @@ class Settings:
         alert_pending_hours: float
         alert_event_log: bool
         bobo_silence_minutes: float
+        audit_retention_days: int
 
     def __init__(self, **values: Any):
         unknown = set(values) - set(self.__annotations__)

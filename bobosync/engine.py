@@ -21,10 +21,11 @@ from athoc_link import AtHocLink
 from bobo_db import BOBODatabase
 from cleanup import Cleanup
 from config import Settings, load_settings
-from failpoints import crash_point
+from failpoints import crash_point, run_clock
 from inbox import Inbox
 from mapping_sync import MappingSync
 from results import EXIT_ACTION, EXIT_CONFIG, EXIT_OK, EXIT_RETRY, BatchResult
+from run_history import purge as purge_runs, record as record_run
 from schedule import is_due, stamp
 
 if TYPE_CHECKING:
@@ -76,11 +77,11 @@ class BOBOProcessor:
     """One bobosync run's work, also usable piece by piece from a Python prompt."""
 
     def __init__(self, settings: Optional[Settings] = None, *, env_file: Optional[str] = None,
-                 clock: Callable[[], datetime] = datetime.now):
+                 clock: Optional[Callable[[], datetime]] = None):
         self.settings = settings if settings is not None else load_settings(env_file)
-        self.clock = clock
+        self.clock = clock or run_clock()
         self.db = BOBODatabase(self.settings.db_path)
-        self.link = AtHocLink(self.settings, self.db, clock)
+        self.link = AtHocLink(self.settings, self.db, self.clock)
         self.inbox = Inbox(self.settings, self.db)
         self.mappings = MappingSync(self.settings, self.db, self.link)
         self.cleanup = Cleanup(self.settings, self.db, self.link)
@@ -155,9 +156,9 @@ class BOBOProcessor:
         now = self.clock()
         tolerance = timedelta(minutes=self.settings.future_tolerance_minutes)
         not_after = "" if self.clock_check.skewed(now) else (now + tolerance).strftime("%Y%m%d%H%M%S")
-        winners, reports = read_batch(files, result, self.inbox.order_of, not_after)
+        winners, reports, superseded = read_batch(files, result, self.inbox.order_of, not_after)
         crash_point("after_parse")
-        return plan_updates(winners, reports, self.db, self.settings, result)
+        return plan_updates(winners, reports, self.db, self.settings, result, superseded)
 
     @_like_a_run
     def process_file_batch(self, files: Sequence[Path]) -> BatchResult:
@@ -217,12 +218,15 @@ class BOBOProcessor:
 
     @_like_a_run
     def purge_processed_files(self) -> int:
-        """Delete processed files older than PROCESSED_FILES_PURGE_DAYS (0 keeps them); at most hourly."""
+        """Delete processed files older than PROCESSED_FILES_PURGE_DAYS (0 keeps them), and audit trail rows older
+        than AUDIT_RETENTION_DAYS (audit.maintain, in bounded time); at most hourly."""
         now = self.clock()
-        if self.settings.processed_files_purge_days <= 0 or \
-                not is_due(self.db.get_state("last_purge"), now, PURGE_INTERVAL):
+        if not is_due(self.db.get_state("last_purge"), now, PURGE_INTERVAL):
             return 0
-        removed = self.inbox.purge_processed(now)
+        removed = self.inbox.purge_processed(now) if self.settings.processed_files_purge_days > 0 else 0
+        from audit import maintain
+        maintain(self.db, now, self.settings.audit_retention_days)
+        purge_runs(self.db, now, self.settings.audit_retention_days)
         self.db.set_state("last_purge", stamp(now))
         return removed
 
@@ -255,7 +259,7 @@ class BOBOProcessor:
         return after_run(self, self._run())
 
     def _run(self) -> int:
-        started = time.monotonic()
+        started, begun = time.monotonic(), self.clock()
         deadline = started + self.settings.run_deadline_seconds
         self.link.deadline = deadline
         for warning in self.settings.warnings:
@@ -288,8 +292,9 @@ class BOBOProcessor:
         if self.cleanup_due() and self._connected() and not self.clock_check.skewed(self.clock()):
             self.clear_old_duty_status(exclude=total.logins_set)
         self.purge_processed_files()
-        self._record_run(total)
-        return self._exit_code(started, files, total, left, sync == "failed")
+        code = self._exit_code(started, files, total, left, sync == "failed")
+        self._record_run(total, (begun, started, code))
+        return code
 
     def _sync_with(self, stop_at: Optional[float]) -> str:
         """The mapping sync: 'done', 'failed' or 'resumes' (the listing goes on in the next run)."""
@@ -330,11 +335,9 @@ class BOBOProcessor:
             log.info("%d file(s) left for the next run%s", left, " (AtHoc is unavailable)" if self.link.down else "")
         return total, left
 
-    def _record_run(self, total: BatchResult) -> None:
-        now = stamp(self.clock())
-        self.db.set_state("last_run", now)
-        if total.updated:
-            self.db.set_state("last_athoc_update", now)
+    def _record_run(self, total: BatchResult, run: Optional[Tuple[datetime, float, int]] = None) -> None:
+        """last_run and last_athoc_update, with a scheduled run's run_history row, in one transaction."""
+        record_run(self.db, self.clock(), total, self.link, run)
 
     def dry_run(self) -> int:
         """Parse, resolve and map as a run would, print what would be sent; move no file."""

@@ -11,6 +11,11 @@ program locks (a test running as root cannot use permissions for that).
 BOBOSYNC_TEST_BACKOFF_SCALE=<factor> scales the AtHoc client's waits between retries
 (back-off and Retry-After): 0 waits not at all, so the outage tests need not sleep.
 
+BOBOSYNC_TEST_NO_AUDIT=1 records no audit trail, so that the benchmark can tell what recording it costs.
+
+BOBOSYNC_TEST_CLOCK=<YYYY-MM-DD HH:MM:SS> starts a run's clock (BOBOProcessor's "now") at that moment, from which it
+runs on with the real one, so that a test can stage runs minutes or hours apart without waiting.
+
 BOBOSYNC_TEST_ENV_DIRS=<folders, separated by os.pathsep> are searched for .env instead of bobosync/ and
 the project root (config.env_file_candidates), so that the suite never reads the operator's .env.
 
@@ -19,10 +24,14 @@ that records its arguments), on any system, instead of Windows' own System32\\ev
 (alert_settings.eventcreate_program).
 """
 import os
+from datetime import datetime
+from typing import Callable
 
 ENV_VAR = "BOBOSYNC_CRASH_AT"
 UNREADABLE_VAR = "BOBOSYNC_UNREADABLE"
 BACKOFF_SCALE_VAR = "BOBOSYNC_TEST_BACKOFF_SCALE"
+AUDIT_OFF_VAR = "BOBOSYNC_TEST_NO_AUDIT"
+CLOCK_VAR = "BOBOSYNC_TEST_CLOCK"
 
 
 def crash_point(name: str) -> None:
@@ -47,3 +56,12 @@ def backoff_scale() -> float:
         return max(0.0, float(os.environ.get(BACKOFF_SCALE_VAR) or 1))
     except ValueError:
         return 1.0
+
+
+def run_clock() -> Callable[[], datetime]:
+    """datetime.now, or under the test hook a clock started at the hook's moment."""
+    start = os.environ.get(CLOCK_VAR)
+    if not start:
+        return datetime.now
+    offset = datetime.strptime(start, "%Y-%m-%d %H:%M:%S") - datetime.now()
+    return lambda: datetime.now() + offset

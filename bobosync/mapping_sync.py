@@ -191,9 +191,11 @@ class MappingSync:
         for eid, logins in sorted(ambiguous.items()):
             log.warning("Collar number %s is held by %d AtHoc users (%s): it is mapped to nobody until fixed in "
                         "AtHoc", eid, len(logins), ", ".join(sorted(logins)))
+        from audit import Trail
         from collar_moves import follow_moves
-        moves = follow_moves(self.settings, self.db, self.link, rows)
-        count = self.db.replace_mappings(rows, ambiguous, now, moves)
+        trail = Trail(now)
+        moves = follow_moves(self.settings, self.db, self.link, rows, trail)
+        count = self.db.replace_mappings(rows, ambiguous, now, moves, trail)
         self.backoff.succeeded()
         self.db.delete_states(["mapping_held_back"])
         log.info("User mapping sync: %d AtHoc users, %d mapped, %d without %s, %d ambiguous collar numbers",

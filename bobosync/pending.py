@@ -17,6 +17,7 @@ from bobo_db import BatchRecord, BOBODatabase, PendingEvent
 from config import Settings
 from mapping_sync import build_mapping
 from results import BatchResult, shorten
+from schedule import stamp
 
 log = logging.getLogger("bobosync")
 
@@ -58,7 +59,9 @@ class PendingEvents:
         self.db.mark_looked_up(self.db.pending_events(), now)
 
     def _expire(self, now: datetime) -> None:
-        expired = self.db.expire_pending(now - timedelta(days=self.settings.pending_expiry_days))
+        from audit import ExpiredPending
+        cutoff = now - timedelta(days=self.settings.pending_expiry_days)
+        expired = self.db.expire_pending(cutoff, ExpiredPending(now, stamp(cutoff), self.settings.pending_expiry_days))
         for employee, event_time, source in expired:
             log.warning("The pending event of %s (%s, from %s) expired after %d days with no AtHoc user holding "
                         "that number: it is dropped. Check %s in AtHoc", employee, event_time, source,
@@ -90,9 +93,10 @@ class PendingEvents:
             self.db.mark_looked_up(chunk, now)
 
     def _apply(self, now: datetime, result: BatchResult) -> None:
+        import audit
         updates, sources, done = self._plan(now)
         if done:
-            self.db.drop_pending(done)
+            self.db.drop_pending(done, audit.pending_dropped(now, done))
         if not updates:
             return
         try:
@@ -114,31 +118,33 @@ class PendingEvents:
                 log.warning("AtHoc did not apply the pending event of %s (%s): %s; it stays pending",
                             ev.employee_id, login, outcome.details)
         self.db.commit_batch(BatchRecord(applied, gone, {}, [], [], [], [(r[0], (r[1], r[2], r[7], r[8]))
-                                                                         for r in applied]), now)  # all pending
+                                                                         for r in applied],  # all pending
+                                         audit.pending_sent(now, sources, outcomes)), now)
         result.updated, result.logins_set = len(applied), [row[5] for row in applied]
         if applied:
             log.info("Applied %d pending event(s) now that AtHoc users hold their numbers: %s", len(applied),
                      shorten([f"{r[0]} ({r[5]})" for r in applied]))
 
-    def _plan(self, now: datetime) -> Tuple[Dict[str, str], Dict[str, PendingEvent], List[str]]:
-        """(LOGIN_ID -> value to send, LOGIN_ID -> its pending event, employees whose pending event is done)."""
+    def _plan(self, now: datetime) -> Tuple[Dict[str, str], Dict[str, PendingEvent], Dict[str, Tuple]]:
+        """(LOGIN_ID -> value to send, LOGIN_ID -> its pending event, employee -> (pending event, LOGIN_ID, why)
+        for the pending events done without sending)."""
         mappings, states = self.db.all_mappings(), self.db.duty_states()
         too_old = (now - timedelta(hours=self.settings.auto_cleanup_hours)).strftime("%Y%m%d%H%M%S")
         if self.clock_is_wrong(now):
             too_old = ""
         updates: Dict[str, str] = {}
         sources: Dict[str, PendingEvent] = {}
-        done: List[str] = []
+        done: Dict[str, Tuple] = {}
         for employee, ev in self.db.pending_events().items():
             login = mappings.get(employee)
             if login is None:
                 continue
             if employee in states and states[employee] >= ev.key:
-                done.append(employee)  # a later event was applied meanwhile
+                done[employee] = (ev, login, "a later event of theirs was applied meanwhile")
             elif ev.on_duty and self.settings.auto_cleanup_hours > 0 and ev.event_time < too_old:
                 log.info("The pending book-on of %s (%s) is older than AUTO_CLEANUP_HOURS: not sent, as the "
                          "cleanup would clear it", employee, ev.event_time)
-                done.append(employee)
+                done[employee] = (ev, login, "a book-on older than AUTO_CLEANUP_HOURS: the cleanup would clear it")
             else:
                 updates[login], sources[login] = ev.athoc_value, ev
         return updates, sources, done

@@ -5,8 +5,9 @@ person is mapped to an AtHoc user; older events are stale, unmapped ones are rep
 """
 import logging
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from audit import Superseded, recording
 from bobo_csv import BOBOEntry, CsvFile, supersedes
 from bobo_db import BOBODatabase
 from config import Settings
@@ -31,19 +32,24 @@ class Winner:
 class BatchPlan:
     """What a batch read and what it would send: LOGIN_ID -> duty value, and each value's source."""
 
-    def __init__(self, reports: List[Tuple[Path, CsvFile]]):
+    def __init__(self, reports: List[Tuple[Path, CsvFile]], superseded: Optional[Superseded] = None):
         self.reports = reports
         self.updates: Dict[str, str] = {}
         self.sources: Dict[str, Winner] = {}
         self.pending: Dict[str, Winner] = {}  # employee id -> newest event, for people no AtHoc user holds yet
+        self.superseded = superseded  # the events superseded inside the batch, for the audit trail
+        self.stale: List[Tuple[Winner, str, OrderKey]] = []  # with the LOGIN_ID and the order of the event applied
+        self.mappings: Dict[str, str] = {}
 
 
 def read_batch(files: Sequence[Path], result: BatchResult, file_order: Callable[[Path], str], not_after: str
-               ) -> Tuple[Dict[str, Winner], List[Tuple[Path, CsvFile]]]:
-    """Stream every file, keeping only each employee's newest event; unreadable files are left out.
-    Events later than `not_after` (YYYYMMDDHHMMSS) are rejected rows."""
+               ) -> Tuple[Dict[str, Winner], List[Tuple[Path, CsvFile]], Optional[Superseded]]:
+    """Stream every file, keeping only each employee's newest event, and the events it superseded (for the audit
+    trail); unreadable files are left out. Events later than `not_after` (YYYYMMDDHHMMSS) are rejected rows."""
     winners: Dict[str, Winner] = {}
     reports: List[Tuple[Path, CsvFile]] = []
+    superseded = Superseded() if recording() else None
+    lost = superseded.add if superseded is not None else None
     for path in files:
         report = CsvFile(path, not_after=not_after)
         order = file_order(path)
@@ -53,6 +59,11 @@ def read_batch(files: Sequence[Path], result: BatchResult, file_order: Callable[
                 best = winners.get(entry.employee_id)
                 if best is None or supersedes(key, best.key):
                     winners[entry.employee_id] = Winner(entry, key, path)
+                    loser = best.entry if best is not None else None
+                else:
+                    loser = entry
+                if loser is not None and lost is not None:
+                    lost(loser)
         except FileNotFoundError:
             log.info("%s disappeared before it was read; skipped", path.name)
             continue
@@ -70,21 +81,22 @@ def read_batch(files: Sequence[Path], result: BatchResult, file_order: Callable[
         result.rows += report.rows
         result.rejected += report.rejected_count
         reports.append((path, report))
-    return winners, reports
+    return winners, reports, superseded
 
 
 def plan_updates(winners: Dict[str, Winner], reports: List[Tuple[Path, CsvFile]], db: BOBODatabase,
-                 settings: Settings, result: BatchResult) -> BatchPlan:
+                 settings: Settings, result: BatchResult, superseded: Optional[Superseded] = None) -> BatchPlan:
     """The updates for winners newer than what AtHoc has from us, and mapped; counts stale and unmapped."""
-    plan = BatchPlan(reports)
+    plan = BatchPlan(reports, superseded)
     result.stale = sum(r.valid for _, r in reports) - len(winners)  # superseded inside the batch
     states = db.duty_states()
-    mappings = db.all_mappings()
+    mappings = plan.mappings = db.all_mappings()
     unmapped: List[str] = []
     for eid, winner in winners.items():
         applied = states.get(eid)
         if applied is not None and not supersedes(winner.key, applied):
             result.stale += 1
+            plan.stale.append((winner, mappings.get(eid, ""), applied))
             continue
         login = mappings.get(eid)
         if login is None:

@@ -245,6 +245,7 @@ SETTINGS = (
     Setting("ALERT_PENDING_HOURS", "alert_pending_hours", FLOAT, "24", 0, 30 * 24),
     Setting("ALERT_EVENT_LOG", "alert_event_log", BOOL, "false", check=check_event_log),
     Setting("BOBO_SILENCE_MINUTES", "bobo_silence_minutes", FLOAT, "240", 0, 7 * 24 * 60),
+    Setting("AUDIT_RETENTION_DAYS", "audit_retention_days", INT, "400", 0, 36500),
 )
 # Every variable load_settings reads: the settings and their fallbacks.
 ENVIRONMENT_NAMES = tuple(s.name for s in SETTINGS) + tuple(s.fallback for s in SETTINGS if s.fallback)

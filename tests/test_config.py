@@ -193,9 +193,10 @@ def test_settings_behave_as_the_dataclass_they_were():
 
 @pytest.mark.parametrize("where", ["environment", ".env"])
 def test_a_run_with_nothing_to_do_does_not_import_dataclasses_or_argparse(tmp_path, where):
-    """Rule: an idle run stays cheap: it imports none of what only some runs need. With its settings in a .env
-    file, only python-dotenv's parser is loaded, not the package's dotenv.main (with tempfile, shutil, random);
-    nor smtplib or the email package while alerts are on: they are imported only to send a message."""
+    """Rule: an idle run stays cheap: it imports none of what only some runs need (argparse, requests, --report's
+    Jinja2 and pygal, ...). With its settings in a .env file, only python-dotenv's parser is loaded, not the
+    package's dotenv.main (with tempfile, shutil, random); nor smtplib or the email package while alerts are on:
+    they are imported only to send a message."""
     from config import ENV_DIRS_VAR
     settings = dict(REQUIRED, CSV_DIRECTORY=str(tmp_path / "in"), DB_PATH=str(tmp_path / "x.db"),
                     SYNC_MAPPINGS="false", AUTO_CLEANUP_HOURS="0", LOG_DIRECTORY=str(tmp_path / "logs"),
@@ -216,7 +217,8 @@ def test_a_run_with_nothing_to_do_does_not_import_dataclasses_or_argparse(tmp_pa
     imported = set(re.findall(r"\|\s*([\w.]+)$", result.stderr, flags=re.M))
     assert not imported & {"dataclasses", "argparse", "requests", "filelock", "logging.handlers", "bobo_csv",
                            "encodings.idna",  # the IDNA codec is for a non-ASCII host name only (url_secrets)
-                           "dotenv", "dotenv.main", "smtplib", "email", "ssl"}
+                           "dotenv", "dotenv.main", "smtplib", "email", "ssl",
+                           "jinja2", "pygal", "report", "report_data"}  # --report's template engine and charts
 
 
 def test_a_env_file_is_read_by_python_dotenvs_own_parser_loaded_alone():
