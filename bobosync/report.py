@@ -174,7 +174,8 @@ def build(conn: sqlite3.Connection, settings: Settings, start: datetime, end: da
         start=start, end=end, now=now, step=step, points=points, runs=runs, gaps=gaps, lanes=lanes,
         idle=sum(1 for r in runs if r["idle"]), health=health(runs, gaps), settings=settings,
         problems=report_data.problem_changes(runs),
-        zone=now.astimezone().tzname() or "local", alerts=report_data.alerts(conn),
+        zone=now.astimezone().tzname() or "local",
+        alerts=report_data.alerts(conn, start, end), alert_columns=report_data.ALERT_COLUMNS,
         files=report_data.files(conn, start, end, settings.csv_directory, settings.failed_files_directory),
         chart=Markup(duty_chart(points, runs, gaps)), version=_version())
 

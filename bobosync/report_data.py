@@ -105,12 +105,18 @@ def _table(conn: sqlite3.Connection, name: str) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
 
 
-def alerts(conn: sqlite3.Connection) -> Optional[Tuple[List[str], List[Tuple[Any, ...]]]]:
-    """The alert_state table's columns and rows, as they are; None when this database has no such table."""
+ALERT_COLUMNS = ("problem", "since", "alert sent", "last reminder", "cleared", "detail")
+
+
+def alerts(conn: sqlite3.Connection, start: datetime, end: datetime) -> Optional[List[Tuple[Any, ...]]]:
+    """The problems alerts knew of in the period (alert_state: since, message decided, last reminder, cleared),
+    oldest first; None when this database has no alert table (a copy from before alerts)."""
     if not _table(conn, "alert_state"):
         return None
-    cursor = conn.execute("SELECT * FROM alert_state LIMIT 500")
-    return [d[0] for d in cursor.description], cursor.fetchall()
+    span = (end.strftime("%Y-%m-%d %H:%M:%S"), start.strftime("%Y-%m-%d %H:%M:%S"))
+    return conn.execute("SELECT problem, since, opened_at, reminded_at, cleared_at, detail FROM alert_state "
+                        "WHERE since <= ? AND (cleared_at IS NULL OR cleared_at >= ?) ORDER BY since LIMIT 500",
+                        span).fetchall()
 
 
 def files(conn: sqlite3.Connection, start: datetime, end: datetime, csv_dir: Path, failed_dir: Path

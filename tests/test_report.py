@@ -144,7 +144,7 @@ def test_report_shows_on_duty_counts_runs_people_and_files(incident, tmp_path):
     assert "17/06/2024 03:01:30 to 17/06/2024 03:07:30" in page.text_of["gaps"].replace("03:0", "17/06/2024 03:0") \
         or "03:01:30 to 03:07:30" in page.text_of["gaps"]
     assert page.text_of["health"].startswith("Health: degraded: 1 failed run(s)")
-    assert "No alert history" in page.text_of["alerts"]
+    assert "No alert problem was open in this period" in page.text_of["alerts"]  # alerts are off here
     assert [(r[0], r[1], "503" in r[2]) for r in page.rows("problems")] == [
         ("17/06/2024 03:01:30", "opened", True), ("17/06/2024 03:07:30", "cleared", True)]
     assert "On-Duty-DTG" in page.text_of["settings"] and "24" in page.text_of["settings"]
@@ -214,13 +214,13 @@ def test_every_value_from_athoc_bobo_or_a_file_name_is_text(sim, tmp_path):
     sim.reject[HOSTILE_LOGIN] = ("Error", HOSTILE_DETAIL)
     sc.write(HOSTILE_FILE, [on("10050", "20240617025500"), on("10001", "20240617025600")])
     at(sc, "03:00:30", expect=(0, 1, 3))
-    conn = sqlite3.connect(str(sc.db))  # the alerts' table (another change adds it): shown as it is, as text
+    conn = sqlite3.connect(str(sc.db))  # an alert problem whose words came from AtHoc: shown as text
     with conn:
-        conn.execute("CREATE TABLE alert_state (problem TEXT PRIMARY KEY, opened TEXT, cleared TEXT)")
-        conn.execute("INSERT INTO alert_state VALUES (?, '2024-06-17 03:00:30', NULL)", (HOSTILE_DETAIL,))
+        conn.execute("INSERT INTO alert_state (problem, since, last_seen, detail) "
+                     "VALUES ('athoc_unreachable', '2024-06-17 03:00:30', '2024-06-17 03:00:30', ?)", (HOSTILE_DETAIL,))
     conn.close()
     page, html, _ = report(sc, tmp_path, "--day", "17/06/2024", "--person", HOSTILE_LOGIN, "--person", "10001")
-    assert page.rows("alerts") == [[HOSTILE_DETAIL, "2024-06-17 03:00:30", ""]]
+    assert page.rows("alerts") == [["athoc_unreachable", "2024-06-17 03:00:30", "", "", "", HOSTILE_DETAIL]]
     _stands_alone(page, html)
     assert not [t for t, _ in page.tags if t in ("b",)]
     text = "".join(page.all_text)
