@@ -3,7 +3,7 @@ answered from the audit trail alone (the database opened read-only: no network, 
 
 "On duty at T" is what AtHoc showed at T as bobosync set it: for each AtHoc user, the last value AtHoc confirmed
 (a trail row whose answer is 'ok') recorded at or before T, and on duty when that value is not blank. The whole
-force starts from the day's snapshot (audit.take_snapshot) and replays that day up to T; one person is looked up
+force starts from the day's snapshot (audit_upkeep.take_snapshot) and replays that day up to T; one person is looked up
 day by day backwards through the trail's index. Times are local; each answer also gives the BOBO clocking time.
 """
 import sqlite3
@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from audit import DECISIONS, day_number, number_day, on_duty_rows, shown_time, snapshot_state, superseded_events
+from audit import DECISIONS, shown_time, superseded_events
+from audit_upkeep import day_number, number_day, on_duty_rows, snapshot_state
 from results import EXIT_CONFIG, EXIT_OK, EXIT_RETRY
 
 WHEN_FORMATS = ("%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
@@ -132,7 +133,7 @@ def describe(row: Dict[str, Any]) -> str:
     """One trail row in plain words."""
     d, login, detail, answer = row["decision"], row["login"], row["detail"], row["answer"]
     event = _event_words(row["_event"], row["_clocking"], row["file"], row["line"])
-    sent = f"{login}'s duty field set to {_value_words(row['sent'])}" if row["sent"] is not None else ""
+    sent = f"duty field set to {_value_words(row['sent'])}" if row["sent"] is not None else ""
     ref = row["superseded_by"]
     words = {
         "applied": f"sent: {sent}; AtHoc applied it" + (f" ({detail})" if detail else ""),

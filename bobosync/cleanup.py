@@ -38,7 +38,7 @@ class Cleanup:
         except AtHocError as exc:
             self.link.failed("Cleanup of old duty values failed", exc)
             return []
-        from audit import Cleared
+        from audit_steps import Cleared
         self.db.record_cleared(cleared, now, Cleared(now, cleared, s.auto_cleanup_hours))
         self.db.set_state("last_cleanup", stamp(now))
         if cleared:

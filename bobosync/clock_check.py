@@ -73,7 +73,7 @@ def clear_future_states(settings: Settings, db: BOBODatabase, link: AtHocLink, n
             log.error("AtHoc did not clear %s for %s; run --clear-future again", settings.duty_status_field,
                       ", ".join(sorted(refused)))
             return EXIT_RETRY
-    from audit import cleared_future
+    from audit_steps import cleared_future
     db.forget_states([employee for employee, _, _, _ in ahead], cleared_future(now, ahead))
     for employee, event_time, on, login in ahead:
         cleared = f"; {settings.duty_status_field} cleared in AtHoc" if on and login else ""

@@ -11,7 +11,8 @@ from typing import Dict, List, Optional, Tuple
 
 from athoc_link import AtHocLink
 from athoc_types import AtHocError, SyncOutcome
-from audit import Trail, collar_moves
+from audit import Trail
+from audit_steps import collar_moves
 from bobo_db import BOBODatabase
 from config import Settings
 

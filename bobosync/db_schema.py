@@ -114,7 +114,7 @@ CREATE TABLE IF NOT EXISTS audit_files (  -- the names of the files events were 
     name TEXT NOT NULL UNIQUE,
     last_seen INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS audit_trail (  -- one row per event read, and per change made to AtHoc's duty field
+CREATE TABLE IF NOT EXISTS audit_trail (  -- a row per event read (but those superseded) and per change to the field
     id INTEGER PRIMARY KEY,      -- the order rows were recorded in
     at INTEGER NOT NULL,         -- when it was recorded; for a value sent, once AtHoc had answered
     person INTEGER NOT NULL,     -- audit_people.id

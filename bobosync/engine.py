@@ -218,13 +218,12 @@ class BOBOProcessor:
 
     @_like_a_run
     def purge_processed_files(self) -> int:
-        """Delete processed files older than PROCESSED_FILES_PURGE_DAYS (0 keeps them), and audit trail rows older
-        than AUDIT_RETENTION_DAYS (audit.maintain, in bounded time); at most hourly."""
+        """Delete processed files older than PROCESSED_FILES_PURGE_DAYS (0 keeps them), trim the audit trail; hourly."""
         now = self.clock()
         if not is_due(self.db.get_state("last_purge"), now, PURGE_INTERVAL):
             return 0
         removed = self.inbox.purge_processed(now) if self.settings.processed_files_purge_days > 0 else 0
-        from audit import maintain
+        from audit_upkeep import maintain
         maintain(self.db, now, self.settings.audit_retention_days)
         purge_runs(self.db, now, self.settings.audit_retention_days)
         self.db.set_state("last_purge", stamp(now))

@@ -59,7 +59,7 @@ class PendingEvents:
         self.db.mark_looked_up(self.db.pending_events(), now)
 
     def _expire(self, now: datetime) -> None:
-        from audit import ExpiredPending
+        from audit_steps import ExpiredPending
         cutoff = now - timedelta(days=self.settings.pending_expiry_days)
         expired = self.db.expire_pending(cutoff, ExpiredPending(now, stamp(cutoff), self.settings.pending_expiry_days))
         for employee, event_time, source in expired:
@@ -93,10 +93,10 @@ class PendingEvents:
             self.db.mark_looked_up(chunk, now)
 
     def _apply(self, now: datetime, result: BatchResult) -> None:
-        import audit
+        import audit_steps
         updates, sources, done = self._plan(now)
         if done:
-            self.db.drop_pending(done, audit.pending_dropped(now, done))
+            self.db.drop_pending(done, audit_steps.pending_dropped(now, done))
         if not updates:
             return
         try:
@@ -119,7 +119,7 @@ class PendingEvents:
                             ev.employee_id, login, outcome.details)
         self.db.commit_batch(BatchRecord(applied, gone, {}, [], [], [], [(r[0], (r[1], r[2], r[7], r[8]))
                                                                          for r in applied],  # all pending
-                                         audit.pending_sent(now, sources, outcomes)), now)
+                                         audit_steps.pending_sent(now, sources, outcomes)), now)
         result.updated, result.logins_set = len(applied), [row[5] for row in applied]
         if applied:
             log.info("Applied %d pending event(s) now that AtHoc users hold their numbers: %s", len(applied),

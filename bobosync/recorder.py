@@ -44,7 +44,7 @@ class Recorder:
         bad, retry, finished, log_rows = self._sort_files(plan, problems, outcomes)
         waiting = self.db.pending_ids()  # usually none: then no applied event needs a look at pending_events
         done = [(row[0], (row[1], row[2], row[7], row[8])) for row in applied if row[0] in waiting]
-        from audit import file_batch
+        from audit_steps import file_batch
         trail = file_batch(plan, outcomes, now, self.db.ambiguous_ids() if plan.pending else {})
         record = BatchRecord(applied, gone, self._failed_files(plan, problems), [f for _, f in finished], log_rows,
                              pending, done, trail)

@@ -13,9 +13,12 @@ from typing import Any, Dict, List
 import pytest
 
 import audit
+import audit_upkeep
 import cli
+import incident_review
 from audit_query import _employee_number
 from bobo_csv import normalize_employee_id
+from conftest import ROOT
 from testsite import AMBIGUOUS, FIELD, UNMAPPED, Site, off, on
 
 
@@ -312,8 +315,8 @@ def test_options_that_do_not_go_together_exit_2(argv, words, capsys):
 def test_retention_purges_old_trail_and_processing_log_rows_in_bounded_chunks(sim, tmp_path, monkeypatch):
     """Rule: rows older than AUDIT_RETENTION_DAYS, of the trail and of processing_log, are purged a bounded number
     per purge step; younger rows stay, and so does an old row whose duty value is still in force."""
-    monkeypatch.setattr(audit, "PURGE_CHUNK", 40)
-    monkeypatch.setattr(audit, "PURGE_CHUNKS", 2)
+    monkeypatch.setattr(audit_upkeep, "PURGE_CHUNK", 40)
+    monkeypatch.setattr(audit_upkeep, "PURGE_CHUNKS", 2)
     site = Site(sim, tmp_path, AUDIT_RETENTION_DAYS="400")
     site.write("a.csv", [on("10001", "20241001070000")] + [off(str(20000 + i), "20241001070000") for i in range(120)])
     site.run()
@@ -374,3 +377,21 @@ def assert_trail_agrees_with_duty_state(site: Site) -> None:
     states = {e: (int(t), v, login) for e, t, v, login in site.rows(
         "SELECT employee_id, event_time, athoc_value, username FROM duty_state")}
     assert {e: (r["event_time"], r["sent"], r["login"]) for e, r in last.items()} == states
+
+
+# --- the documents ---
+
+def test_the_incident_review_in_readme_and_process_md_is_real_output(sim, tmp_path):
+    """Rule: the documents show what the commands print: the night of tests/incident_review.py, played now against
+    the simulator, gives the very answers README.md (some of them) and process.md (all) show."""
+    answers = incident_review.play_the_night(sim, tmp_path)
+    assert "10236 (user10236@demo.example) was not on duty" in answers['--on-duty-at "01/10/2024 03:00" 10236']
+    for doc, least in (("README.md", 4), ("process.md", len(answers))):
+        text = (ROOT / doc).read_text(encoding="utf-8")
+        shown = 0
+        for question, answer in answers.items():
+            head = f"$ python bobosync/bobo_processor.py {question}\n"
+            if head in text:
+                assert head + answer + "\n" in text, f"{doc} shows another answer to {question}:\n{answer}"
+                shown += 1
+        assert shown >= least, doc
