@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from audit import on_duty_rows, snapshot_state
+from audit_upkeep import on_duty_rows, snapshot_state
 from audit_query import history
 from run_history import number
 
