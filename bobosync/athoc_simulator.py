@@ -55,6 +55,17 @@ class Fault:
     times: Optional[int] = 1
 
 
+@dataclass
+class Update:
+    """One record SyncByCommonNames applied, as the soak test checks their order: the LOGIN_ID, each
+    attribute's value before and after, and the time of AtHoc's clock (the Date it would send) when applied."""
+
+    login: str
+    before: Dict[str, Any]
+    after: Dict[str, Any]
+    at: float
+
+
 # --- Criteria: <FIELD> eq '<value>' | <FIELD> pr, joined with and / or, parentheses ---
 
 _TOKEN = re.compile(r"\s*(?:(\()|(\))|'((?:[^']|'')*)'|([^\s()']+))")
@@ -180,6 +191,7 @@ class AtHocSimulator:
         self.requests: List[RecordedRequest] = []
         self.busy_seconds = 0.0  # time spent serving requests, from the request line read to the reply sent
         self.faults: List[Fault] = []
+        self.updates: List[Update] = []  # every record applied, in order (a test empties it once checked)
         self.reject: Dict[str, Tuple[str, str]] = {}  # login -> (:SyncStatus, :SyncDetails)
         self.total_users_bias = 0  # added to TotalUsers, to imitate a listing that changes under us
         # logins a listing of every user misses, its TotalUsers agreeing (a user deleted while the pages were read
@@ -417,11 +429,15 @@ class AtHocSimulator:
                                     ":SyncDetails": UNKNOWN_ATTRIBUTE_DETAILS.format(name=unknown[0])})
                     continue
                 user = self.users[login]
+                before: Dict[str, Any] = {}
                 for key, value in item.items():
                     if key.upper() == "LOGIN_ID":
                         continue
                     existing = next((k for k in user if k.lower() == key.lower()), key)
+                    before[existing] = user.get(existing)
                     user[existing] = value
+                self.updates.append(Update(login, before, {k: v for k, v in item.items() if k.upper() != "LOGIN_ID"},
+                                           time.time() + self.clock_skew_seconds))
                 results.append({"LOGIN_ID": login, ":SyncStatus": "OK", ":SyncDetails": ""})
             short = self.short_results
         return 200, results[:len(results) - short] if short else results

@@ -26,6 +26,7 @@ from inbox import Inbox
 from mapping_sync import MappingSync
 from results import EXIT_ACTION, EXIT_CONFIG, EXIT_OK, EXIT_RETRY, BatchResult
 from schedule import is_due, stamp
+from wall_clock import now as wall_clock_now
 
 if TYPE_CHECKING:
     from clock_check import ClockCheck
@@ -78,7 +79,7 @@ class BOBOProcessor:
     """One bobosync run's work, also usable piece by piece from a Python prompt."""
 
     def __init__(self, settings: Optional[Settings] = None, *, env_file: Optional[str] = None,
-                 clock: Callable[[], datetime] = datetime.now):
+                 clock: Callable[[], datetime] = wall_clock_now):
         self.settings = settings if settings is not None else load_settings(env_file)
         self.clock = clock
         self.db = BOBODatabase(self.settings.db_path)

@@ -12,12 +12,19 @@ BOBOSYNC_TEST_BACKOFF_SCALE=<factor> scales the AtHoc client's waits between ret
 
 BOBOSYNC_TEST_ENV_DIRS=<folders, separated by os.pathsep> are searched for .env instead of bobosync/ and
 the project root (config.env_file_candidates), so that the suite never reads the operator's .env.
+
+BOBOSYNC_TEST_FILE_FAULT=<ENOSPC|EACCES>[:<folder name>] makes moving a file (into that folder, or any)
+fail as a full disk does (half the file copied, then ENOSPC, as a copy across drives is cut short) or as a
+folder the service account may not write (EACCES): a test running as root cannot use permissions for that.
+
+BOBOSYNC_TEST_CLOCK_OFFSET=<seconds> shifts the wall clock (see wall_clock.py).
 """
 import os
 
 ENV_VAR = "BOBOSYNC_CRASH_AT"
 UNREADABLE_VAR = "BOBOSYNC_UNREADABLE"
 BACKOFF_SCALE_VAR = "BOBOSYNC_TEST_BACKOFF_SCALE"
+FILE_FAULT_VAR = "BOBOSYNC_TEST_FILE_FAULT"
 
 
 def crash_point(name: str) -> None:
@@ -42,3 +49,20 @@ def backoff_scale() -> float:
         return max(0.0, float(os.environ.get(BACKOFF_SCALE_VAR) or 1))
     except ValueError:
         return 1.0
+
+
+def file_fault(src: "os.PathLike[str]", target: "os.PathLike[str]") -> None:
+    """Fail the move of `src` to `target` as the test hook says (see BOBOSYNC_TEST_FILE_FAULT above)."""
+    hook = os.environ.get(FILE_FAULT_VAR)
+    if not hook:
+        return
+    kind, _, folder = hook.partition(":")
+    if folder and os.path.basename(os.path.dirname(os.fspath(target))) != folder:
+        return
+    import errno
+    if kind == "ENOSPC":
+        with open(src, "rb") as source, open(target, "wb") as copy:
+            data = source.read()
+            copy.write(data[:len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device (test hook)", os.fspath(target))
+    raise PermissionError(errno.EACCES, "Permission denied (test hook)", os.fspath(target))
