@@ -260,32 +260,42 @@ LOCAL_FAULTS = ("db_locked", "db_locked_long", "processed_readonly", "disk_full"
 
 @dataclass
 class Faults:
-    """The faults in force; each episode starts at random and lasts a few minutes."""
+    """The faults in force; each episode starts at random and lasts a few minutes (a kill: until a run with
+    files to read is killed). `counts`: the episodes that met at least one run, by kind."""
 
     rng: random.Random
     rate: float
     until: Dict[str, int] = field(default_factory=dict)
     counts: Counter = field(default_factory=Counter)
+    fresh: Set[str] = field(default_factory=set)
 
-    def step(self, minute: int) -> bool:
-        """Start and end episodes at `minute`; True when something changed."""
-        changed = False
+    def step(self, minute: int) -> None:
+        """Start and end episodes at `minute`."""
         for kind in [k for k, end in self.until.items() if end <= minute]:
             del self.until[kind]
-            changed = True
+            self.fresh.discard(kind)
         for kind in ATHOC_FAULTS + LOCAL_FAULTS:
             rare = 0.1 if kind in ("too_slow", "db_locked_long") else 1.0
             if kind not in self.until and self.rng.random() < self.rate * rare:
-                self.until[kind] = minute + (1 if kind == "sigkill" else self.rng.randrange(1, 6))
-                self.counts[kind] += 1
-                changed = True
-        return changed
+                self.until[kind] = minute + (10 ** 9 if kind == "sigkill" else self.rng.randrange(1, 6))
+                self.fresh.add(kind)
 
     def active(self, kind: str) -> bool:
         return kind in self.until
 
+    def met(self, kind: str) -> None:
+        """A run met this episode (counted once per episode)."""
+        if kind in self.fresh:
+            self.fresh.discard(kind)
+            self.counts[kind] += 1
+
+    def end(self, kind: str) -> None:
+        self.until.pop(kind, None)
+        self.fresh.discard(kind)
+
     def stop(self) -> None:
         self.until.clear()
+        self.fresh.clear()
 
 
 # --- the harness ---
@@ -410,6 +420,9 @@ class Soak:
         """Put the faults in force for the next run (AtHoc's are per run: `times` or until cleared)."""
         f, sim = self.faults, self.sim
         sim.clear_faults()
+        for kind in list(f.until):
+            if kind != "sigkill":
+                f.met(kind)
         sim.short_results = self.rng.randrange(1, 4) if f.active("partial") else 0
         if f.active("down"):
             sim.fail("", drop=True, times=None)
@@ -458,20 +471,27 @@ class Soak:
         offset = self.clock(minute).timestamp() - time.time()
         os.environ[OFFSET_VAR] = repr(offset)
         self.sim.clock_skew_seconds = offset
-        if self.faults.active("sigkill") and not argv and self.lock_holder is None:
+        if self.faults.active("sigkill") and not argv and self.lock_holder is None and self._files_waiting():
             code = self._killed_run()
         else:
             out = io.StringIO()
             with redirect_stdout(out), redirect_stderr(out):
                 code = cli.main(list(argv))
             self.output = out.getvalue()
+        if self.faults.active("too_slow"):
+            time.sleep(1.5)  # a minute passes before the next run: AtHoc applies what it held back meanwhile
         self.runs += 1
         self.codes[code] += 1
         self.last_code = code
         self.check(code)
         return code
 
+    def _files_waiting(self) -> bool:
+        return any(True for _ in (self.work / "csv").iterdir())
+
     def _killed_run(self) -> int:
+        self.faults.met("sigkill")
+        self.faults.end("sigkill")
         point = self.rng.choice(CRASH_POINTS)
         env = dict(os.environ)
         if point != "random":
@@ -485,7 +505,7 @@ class Soak:
                 proc.kill()
         self.output = proc.communicate(timeout=60)[0].decode("utf-8", "replace")
         self.killed += proc.returncode < 0
-        return 0 if proc.returncode < 0 else proc.returncode
+        return 0 if proc.returncode < 0 else proc.returncode  # (a crash point the run did not reach: it ended)
 
     # the invariants, after every run
 
@@ -621,10 +641,11 @@ class Soak:
         every = self.args.every
         for minute in range(self.week.minutes):
             self.minute = minute
-            busy = self.faults.step(minute) if self.args.fault_rate else False
-            busy = self.change_athoc(minute) | self.write_files(minute) | busy
-            if every > 1 and not busy and self.last_code == 0 and minute % every and not self.faults.until:
-                continue
+            if self.args.fault_rate:
+                self.faults.step(minute)
+            busy = self.change_athoc(minute) | self.write_files(minute)
+            if every > 1 and not busy and self.last_code == 0 and minute % every:
+                continue  # (a fault episode met by no run is not counted)
             self.apply_faults()
             self.run(minute)
         self.release_lock()
