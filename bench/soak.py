@@ -319,7 +319,8 @@ class Soak:
         self.changes = self.week.world_changes()
         self.by_collar: Dict[str, List[Event]] = {}
         self.login_owner: Dict[str, str] = {login: p.collar for p in self.week.people for login in p.logins}
-        self.newest_sent: Dict[str, Tuple[str, str]] = {}
+        self.newest_sent: Dict[str, Tuple[str, str]] = {}  # the newest event AtHoc got, per person
+        self.current: Dict[str, str] = {}  # the value AtHoc was last given, per person (the cleanup's too)
         self.history: Dict[str, List[str]] = {}
         self.expected: Dict[str, str] = {}  # content hash -> the file it was written as
         self.hashes: Dict[Tuple[str, int, int], str] = {}
@@ -556,7 +557,10 @@ class Soak:
             value, before = update.after[FIELD], update.before.get(FIELD)
             self.note(collar, f"AtHoc {update.login} {FIELD}: {before!r} -> {value!r}")
             if value == "" and self._cleared_by_cleanup(before, update.at):
+                self.current[collar] = ""
                 continue
+            if collar in self.current and value == self.current[collar]:
+                continue  # the person's current value again (a retry, or to a renamed login: collar_moves.py)
             newest = self.newest_sent.get(collar, ("", ""))
             candidates = [ev.key for ev in self.by_collar.get(collar, ()) if ev.valid and ev.value == value
                           and ev.key >= newest]
@@ -564,6 +568,7 @@ class Soak:
                 raise Violation(f"{update.login} got {value!r}, from no valid event at least as new as the one "
                                 f"applied before {newest}", collar)
             self.newest_sent[collar] = min(candidates)
+            self.current[collar] = value
 
     def _cleared_by_cleanup(self, before: Optional[str], at: float) -> bool:
         if not before:
@@ -648,6 +653,8 @@ class Soak:
                 continue  # (a fault episode met by no run is not counted)
             self.apply_faults()
             self.run(minute)
+            if minute % 1440 == 1439:
+                print(f"day {minute // 1440 + 1} done: {self.runs} runs", file=sys.stderr, flush=True)
         self.release_lock()
 
 
