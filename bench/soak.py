@@ -254,8 +254,8 @@ class Week:
 
 # --- faults ---
 
-ATHOC_FAULTS = ("down", "slow", "too_slow", "429", "5xx", "401", "partial", "truncated")
-LOCAL_FAULTS = ("db_locked", "db_locked_long", "processed_readonly", "disk_full", "sigkill")
+ATHOC_FAULTS = ("down", "slow", "too_slow", "429", "5xx", "401", "token_revoked", "partial", "truncated")
+LOCAL_FAULTS = ("db_locked", "db_locked_long", "db_locked_mid_run", "processed_readonly", "disk_full", "sigkill")
 
 
 @dataclass
@@ -315,7 +315,8 @@ class Soak:
         self.args, self.work, self.sim = args, work, sim
         self.week = Week(args.seed, args.days, args.people)
         self.faults = Faults(random.Random(args.seed * 7919 + 1), args.fault_rate)
-        self.rng = random.Random(args.seed * 104729 + 2)
+        self.rng = random.Random(args.seed * 104729 + 2)  # each fault's details
+        self.mtimes = random.Random(args.seed * 1299709 + 3)  # when in its minute each file was written
         self.changes = self.week.world_changes()
         self.by_collar: Dict[str, List[Event]] = {}
         self.login_owner: Dict[str, str] = {login: p.collar for p in self.week.people for login in p.logins}
@@ -387,7 +388,7 @@ class Soak:
         """The exports of `minute`, written during the minute before its run (modification times to match)."""
         exports = self.week.exports.get(minute, ())
         for export in exports:
-            self._write(export, self.clock(minute).timestamp() - self.rng.uniform(0.5, 59))
+            self._write(export, self.clock(minute).timestamp() - self.mtimes.uniform(0.5, 59))
         return bool(exports)
 
     def _write(self, export: Export, mtime: float) -> None:
@@ -439,6 +440,7 @@ class Soak:
             sim.fail("syncbycommonnames", 401, times=1)
         if f.active("truncated"):
             sim.fail("syncbycommonnames", truncate=True, times=1)
+        sim.on_sync = self._mid_run if f.active("token_revoked") or f.active("db_locked_mid_run") else None
         hook = "ENOSPC" if f.active("disk_full") else "EACCES:processed" if f.active("processed_readonly") else ""
         if hook:
             os.environ[FILE_FAULT_VAR] = hook
@@ -457,6 +459,19 @@ class Soak:
                 threading.Timer(self.rng.uniform(0.05, 0.6), self.release_lock).start()
         elif not want:
             self.release_lock()
+
+    def _mid_run(self, records: List[object]) -> None:
+        """While AtHoc handles a run's first update (in the simulator's thread): the token is revoked, so the
+        next call gets 401; or another program takes the database's write lock for longer than the run waits,
+        so AtHoc has applied what the run cannot record."""
+        self.sim.on_sync = None
+        if self.faults.active("token_revoked"):
+            self.sim.revoke_tokens()
+        db = self.work / "bobo.db"
+        if self.faults.active("db_locked_mid_run") and self.lock_holder is None and db.exists():
+            self.lock_holder = sqlite3.connect(str(db), timeout=5, check_same_thread=False, isolation_level=None)
+            self.lock_holder.execute("BEGIN IMMEDIATE")
+            threading.Timer(1.5, self.release_lock).start()
 
     def release_lock(self) -> None:
         holder, self.lock_holder = self.lock_holder, None
