@@ -721,7 +721,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 soak.finish()
             except Violation as exc:
                 soak.release_lock()
-                report_violation(soak, exc)
+                out = io.StringIO()
+                with redirect_stdout(out):
+                    report_violation(soak, exc)
+                (work / "violation.txt").write_text(out.getvalue(), encoding="utf-8")
+                print(out.getvalue() + f"The work folder is kept for a look: {work} (violation.txt, the database, "
+                      f"the logs, the folders)")
+                args.keep = True
                 return 1
     finally:
         os.environ.clear()
