@@ -350,7 +350,7 @@ class Soak:
             "RUN_DEADLINE_SECONDS": "10", "MOVE_PROCESSED_FILES": "true", "PROCESSED_FILES_PURGE_DAYS": "0",
             "LOG_LEVEL": "INFO", BACKOFF_SCALE_VAR: "0"})
         os.environ.setdefault("BOBOSYNC_TEST_ENV_DIRS", str(w / "no-env-here"))
-        bobo_db.BUSY_TIMEOUT_SECONDS = 1  # type: ignore[misc]  # a held lock costs a second, not fifteen
+        bobo_db.BUSY_TIMEOUT_SECONDS = 1  # a held lock costs a second, not fifteen
 
     def _seed_users(self) -> None:
         for p in self.week.people:
@@ -711,7 +711,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bobosync-soak-"))
-    saved = dict(os.environ)
+    saved, busy = dict(os.environ), bobo_db.BUSY_TIMEOUT_SECONDS
     started = time.monotonic()
     try:
         with AtHocSimulator(org="DEMO") as sim:
@@ -732,6 +732,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+        bobo_db.BUSY_TIMEOUT_SECONDS = busy
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     elapsed = time.monotonic() - started
