@@ -16,8 +16,8 @@ are killed (SIGKILL, at a crash point or at a random moment) are real processes 
 The database's busy timeout is cut from 15 s to 1 s in this process so that a held lock costs a second.
 
 Minutes: by default every simulated minute starts a run. `--every K` runs only minutes where something
-happened (a file, a change in AtHoc, a fault starting or ending, the last run asked for a retry) and every
-K-th minute besides: the suite's quick day does that.
+happened (a file, a change in AtHoc, a fault starting, the last run asked for a retry) and every K-th minute
+besides: the suite's quick day does that.
 
 Exit 0: no violation; 1: a violation (printed with the seed, the minute, the person, their history and the
 command that reproduces it).
@@ -269,8 +269,9 @@ class Faults:
     counts: Counter = field(default_factory=Counter)
     fresh: Set[str] = field(default_factory=set)
 
-    def step(self, minute: int) -> None:
-        """Start and end episodes at `minute`."""
+    def step(self, minute: int) -> bool:
+        """Start and end episodes at `minute`; True when one started."""
+        started = False
         for kind in [k for k, end in self.until.items() if end <= minute]:
             del self.until[kind]
             self.fresh.discard(kind)
@@ -279,6 +280,8 @@ class Faults:
             if kind not in self.until and self.rng.random() < self.rate * rare:
                 self.until[kind] = minute + (10 ** 9 if kind == "sigkill" else self.rng.randrange(1, 6))
                 self.fresh.add(kind)
+                started = True
+        return started
 
     def active(self, kind: str) -> bool:
         return kind in self.until
@@ -661,11 +664,10 @@ class Soak:
         every = self.args.every
         for minute in range(self.week.minutes):
             self.minute = minute
-            if self.args.fault_rate:
-                self.faults.step(minute)
-            busy = self.change_athoc(minute) | self.write_files(minute)
+            busy = self.faults.step(minute) if self.args.fault_rate else False
+            busy = self.change_athoc(minute) | self.write_files(minute) | busy
             if every > 1 and not busy and self.last_code == 0 and minute % every:
-                continue  # (a fault episode met by no run is not counted)
+                continue
             self.apply_faults()
             self.run(minute)
             if minute % 1440 == 1439:
