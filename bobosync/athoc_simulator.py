@@ -112,6 +112,10 @@ class _CriteriaParser:
         while self._peek_word("or"):
             self.pos += 1
             parts.append(self._and())
+        names = {getattr(p, "eq", (None,))[0] for p in parts}
+        if len(parts) > 1 and len(names) == 1 and None not in names:  # F eq 'a' or F eq 'b' ...: one set look-up
+            name, wanted = names.pop(), {p.eq[1] for p in parts}
+            return lambda get: str(get(name) if get(name) is not None else "") in wanted
         return lambda get: any(p(get) for p in parts)
 
     def _and(self):
@@ -145,7 +149,10 @@ class _CriteriaParser:
             kind, wanted = self._next()
             if kind != "str":
                 raise ValueError(f"eq needs a quoted value, got {wanted!r}")
-            return lambda get: str(get(name) if get(name) is not None else "") == wanted
+            def equals(get):
+                return str(get(name) if get(name) is not None else "") == wanted
+            equals.eq = (name, wanted)  # type: ignore[attr-defined]
+            return equals
         raise ValueError(f"unknown operator {op!r}: supported are eq and pr")
 
 
