@@ -125,9 +125,9 @@ class Export:
 class Week:
     """A seeded force: people, their shifts, and the exports BOBO writes, minute by minute."""
 
-    def __init__(self, seed: int, days: int, people: int):
+    def __init__(self, seed: int, days: float, people: int):
         self.rng = random.Random(seed)
-        self.minutes = days * 24 * 60
+        self.minutes = int(days * 24 * 60)
         self.people = [self._person(i) for i in range(people)]
         self.events: List[Event] = []
         self._real: Dict[Event, int] = {}  # event -> the minute it happened
@@ -693,14 +693,14 @@ def report_violation(soak: Soak, exc: Violation) -> None:
         for line in soak.history.get(exc.collar, [])[-40:]:
             print("  " + line)
     print(f"Last run's output:\n{getattr(soak, 'output', '')[-2000:]}")
-    print(f"Reproduce: python bench/soak.py --days {a.days} --people {a.people} --seed {a.seed} --every {a.every} "
+    print(f"Reproduce: python bench/soak.py --days {a.days:g} --people {a.people} --seed {a.seed} --every {a.every} "
           f"--fault-rate {a.fault_rate:g}")
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="A simulated week of BOBO exports and faults; every invariant "
                                                  "checked after every run.")
-    parser.add_argument("--days", type=int, default=1)
+    parser.add_argument("--days", type=float, default=1, help="simulated days (0.34: midnight to past 8 am)")
     parser.add_argument("--people", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--every", type=int, default=1, help="run idle minutes only every K minutes (1: all)")
@@ -739,7 +739,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     elapsed = time.monotonic() - started
     faults = ", ".join(f"{k} {v}" for k, v in sorted(soak.faults.counts.items())) or "none"
-    print(f"soak: {args.days} day(s), {args.people} people, seed {args.seed}: {soak.runs} runs in {elapsed:.1f} s "
+    print(f"soak: {args.days:g} day(s), {args.people} people, seed {args.seed}: {soak.runs} runs in {elapsed:.1f} s "
           f"({soak.runs / elapsed:.1f} runs/s), {len(soak.week.events)} events, "
           f"{sum(len(v) for v in soak.week.exports.values())} file operations; exit codes "
           f"{dict(sorted(soak.codes.items()))}; {soak.killed} run(s) killed")

@@ -47,6 +47,7 @@ class AtHocLink:
     def __init__(self, settings: Settings, db: BOBODatabase, clock: Callable[[], datetime] = wall_clock_now):
         self.settings, self.db, self.clock = settings, db, clock
         self.down = ""  # why AtHoc calls stopped for this run ('' while none failed)
+        self.failure: Optional[Exception] = None  # the first call-level failure of this run (alerts.py reads it)
         self.person_must_act: List[str] = []  # why this run ends with exit 3
         self.ask_despite_backoff = False  # --sync-mappings: a person asked, so try once
         self.deadline: Optional[float] = None  # time.monotonic() by which every AtHoc call must be over
@@ -98,6 +99,7 @@ class AtHocLink:
         if details is None:
             return False
         self.down = f"AtHoc does not know the field {self.settings.duty_status_field}"
+        self.failure = self.failure or AtHocError(f"{self.down}: {details}")
         self.person_must_act.append(f"AtHoc does not know DUTY_STATUS_FIELD={self.settings.duty_status_field}")
         log.error("AtHoc refused the duty field: %s. Nothing is recorded and every event waits: check "
                   "DUTY_STATUS_FIELD against AtHoc's user attributes (--check), then the next run sends them",
@@ -107,11 +109,20 @@ class AtHocLink:
     def failed(self, what: str, exc: Exception) -> None:
         """Log a call-level AtHoc failure and stop further AtHoc calls in this run."""
         self.down = str(exc)
-        log.error("%s: %s", what, exc)
+        self.failure = self.failure or exc
+        if str(exc).startswith("authentication:"):  # the seed's wording, which monitoring may watch for
+            log.error("Failed to get AtHoc authentication token. %s: %s", what, exc)
+        else:
+            log.error("%s: %s", what, exc)
         if isinstance(exc, CredentialsRefusedError) and self._client is not None:
             self._credentials_refused()  # refused at a token renewal, after the run had started
         if isinstance(exc, (CredentialsRefusedError, CredentialsBackoffError)):
             self.person_must_act.append("AtHoc refused the credentials")
+
+    @property
+    def answered(self) -> bool:
+        """Whether AtHoc issued this run a token (it was reached and took the credentials)."""
+        return self._client is not None
 
     def clock_offset(self) -> Optional[float]:
         """AtHoc's clock minus this computer's, in seconds, from this run's replies (None before any)."""

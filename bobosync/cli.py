@@ -48,9 +48,12 @@ def build_parser() -> "argparse.ArgumentParser":
     mode.add_argument("--demo", action="store_true",
                       help="rehearse one run against a built-in AtHoc simulator; needs no AtHoc and no .env")
     mode.add_argument("--store-secret", metavar="NAME",
-                      help="store the secret setting NAME (CLIENT_SECRET, PASSWORD, HTTP_PROXY or HTTPS_PROXY: the "
-                           "proxy's password) in the credential store for this site; typed without echo, or one line "
-                           "of standard input; then set NAME=keyring in .env")
+                      help="store the secret setting NAME (CLIENT_SECRET, PASSWORD, SMTP_PASSWORD, HTTP_PROXY or "
+                           "HTTPS_PROXY: the proxy's password) in the credential store for this site; typed without "
+                           "echo, or one line of standard input; then set NAME=keyring in .env")
+    mode.add_argument("--backup", metavar="PATH",
+                      help="copy the database to PATH (a new file, or a folder for a dated name) while runs go on; "
+                           "never overwrites a file")
     mode.add_argument("--task-xml", action="store_true",
                       help="print the Windows Task Scheduler definition of the every-minute task for this checkout "
                            "(schtasks /Create /TN bobosync /XML FILE /RU ACCOUNT /RP *)")
@@ -59,17 +62,21 @@ def build_parser() -> "argparse.ArgumentParser":
     parser.add_argument("--out", metavar="FILE", help="with --task-xml: write the XML to FILE in UTF-16, as "
                                                       "schtasks /XML reads it")
     parser.add_argument("--json", action="store_true", help="with --status: print JSON")
+    parser.add_argument("--test-alert", action="store_true",
+                        help="with --check: send a test alert by e-mail and to the event log, as configured")
     parser.add_argument("--accept-drop", action="store_true",
                         help="with --sync-mappings: apply a listing that drops more than MAPPING_DROP_LIMIT_PERCENT "
                              "of the mappings held (after checking in AtHoc that it is right)")
     parser.add_argument("--env-file", metavar="PATH", help="read settings from this file instead of bobosync/.env")
+    # for run_bobo_windows.bat and .ps1, given with the run's own arguments: where their log goes (wrapper_logs.py)
+    parser.add_argument("--wrapper-logs", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
 # What build_parser() makes of no option at all: the scheduled run, which need not import argparse.
 SCHEDULED_RUN = dict(dry_run=False, sync_mappings=False, check=False, status=False, clear_future=False, demo=False,
                      store_secret=None, task_xml=False, delete=False, user=None, out=None, json=False,
-                     accept_drop=False, env_file=None)
+                     accept_drop=False, env_file=None, wrapper_logs=False, backup=None, test_alert=False)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> Any:
@@ -81,6 +88,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> Any:
     args = parser.parse_args(argv)
     if args.json and not args.status:
         parser.error("--json goes with --status")
+    if args.test_alert and not args.check:
+        parser.error("--test-alert goes with --check")
     if args.accept_drop and not args.sync_mappings:
         parser.error("--accept-drop goes with --sync-mappings")
     if args.delete and args.store_secret is None:
@@ -109,12 +118,18 @@ def entry(argv: Optional[Sequence[str]] = None) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """The command line; returns the exit code."""
     args = parse_args(argv)
+    if args.wrapper_logs:
+        from wrapper_logs import wrapper_logs_command
+        return wrapper_logs_command(args.env_file)
     if args.demo:
         from demo import run_demo
         return run_demo()
     if args.check:
         from preflight import run_checks
-        return run_checks(args.env_file)
+        return run_checks(args.env_file, test_alert=args.test_alert)
+    if args.backup is not None:
+        from backup import backup_command
+        return backup_command(args.backup, args.env_file)
     if args.store_secret is not None:
         from secret_command import store_command
         return store_command(args.store_secret, delete=args.delete, env_file=args.env_file)

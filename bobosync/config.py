@@ -16,6 +16,7 @@ from setting_table import (  # noqa: F401 - what callers import from config
     Setting, resolve_path)
 from env_file import (  # noqa: F401 - what callers import from config
     ENV_DIRS_VAR, EnvFileError, env_file_candidates, find_env_file, no_env_file_source, read_env_file)
+from alert_settings import alert_problems
 from url_secrets import (  # noqa: F401 - what callers import from config
     secret_forms, service_name, unusable_proxy_url, url_password, user_info, without_password, without_userinfo)
 
@@ -87,6 +88,18 @@ class Settings:
         log_level: str
         log_directory: Path
         log_purge_days: int
+        smtp_host: str
+        smtp_port: int
+        smtp_security: str
+        smtp_user: str
+        smtp_password: str
+        alert_from: str
+        alert_to: List[str]
+        alert_after_minutes: float
+        alert_repeat_hours: float
+        alert_pending_hours: float
+        alert_event_log: bool
+        bobo_silence_minutes: float
 
     def __init__(self, **values: Any):
         unknown = set(values) - set(self.__annotations__)
@@ -253,7 +266,7 @@ def _env_file_warnings(env_file: Optional[Path], sources: Mapping[str, str]) -> 
         return []  # every secret is in the credential store (or the environment)
     mode = env_file.stat().st_mode
     if mode & (stat.S_IRGRP | stat.S_IROTH):
-        return [f"{env_file} is readable by other users and holds the AtHoc password: run chmod 600 {env_file}"]
+        return [f"{env_file} is readable by other users and holds a password: run chmod 600 {env_file}"]
     return []
 
 
@@ -291,8 +304,9 @@ def load_settings(env_file: Optional[str] = None, environ: Optional[Mapping[str,
     proxy_errors, proxy_warnings = proxy_problems(settings)
     settings.warnings = [*file_warnings, *reader.warnings, *proxy_warnings,
                          *_env_file_warnings(path, settings.secret_sources)]
-    reader.problems.extend(proxy_errors)
-    reader.problems.extend(overlapping_folders(settings))
+    alert_errors, alert_warnings = alert_problems(settings)
+    settings.warnings += alert_warnings
+    reader.problems += proxy_errors + overlapping_folders(settings) + alert_errors
     if reader.problems:
         raise ConfigError(reader.problems, str(path) if path else no_env_file_source())
     return settings

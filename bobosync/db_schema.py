@@ -81,6 +81,23 @@ CREATE TABLE IF NOT EXISTS run_state (
     key TEXT PRIMARY KEY,
     value TEXT
 );
+CREATE TABLE IF NOT EXISTS alert_state (
+    problem TEXT PRIMARY KEY,
+    since TIMESTAMP NOT NULL,
+    last_seen TIMESTAMP NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    opened_at TIMESTAMP,
+    reminded_at TIMESTAMP,
+    cleared_at TIMESTAMP,
+    message_kind TEXT,
+    message_id TEXT,
+    subject TEXT,
+    body TEXT,
+    transports_left TEXT NOT NULL DEFAULT '',
+    sending_since TIMESTAMP,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
 """
 
 

@@ -2,12 +2,11 @@
 
 A run syncs user mappings when due, sends every ready CSV file's newest duty events to AtHoc,
 clears stale duty values when due, purges old processed files, and says which exit code the
-run ends with. A file moves only after AtHoc confirmed its records. The pieces: `inbox` (the
-CSV folder), `planner` (newest event wins), `recorder` (outcomes and moves), `mapping_sync`,
-`cleanup`. `run_locked` holds the one-run-at-a-time lock around any of this.
-
-A run with nothing to do imports only what it needs: the CSV reader and the AtHoc client
-(requests) are imported where they are used.
+run ends with; then `alerts` tell a person of problems that last. A file moves only after AtHoc
+confirmed its records. The pieces: `inbox` (the CSV folder), `planner` (newest event wins),
+`recorder` (outcomes and moves), `mapping_sync`, `cleanup`. `run_locked` holds the one-run-at-a-time
+lock around any of this. A run with nothing to do imports only what it needs: the CSV reader and the
+AtHoc client (requests) are imported where they are used.
 """
 import gc
 import logging
@@ -17,6 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar, cast
 
+from alerts import after_run
 from athoc_link import AtHocLink
 from bobo_db import BOBODatabase
 from cleanup import Cleanup
@@ -42,8 +42,6 @@ log = logging.getLogger("bobosync")
 
 SYNC_MARGIN_SECONDS = 5  # a mapping sync stops reading pages this long before the run's deadline
 PURGE_INTERVAL = timedelta(hours=1)
-
-
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -254,7 +252,10 @@ class BOBOProcessor:
     # --- the run ---
 
     def run(self) -> int:
-        """One scheduled run; returns the exit code."""
+        """One scheduled run, then its alerts (alerts.after_run: they never change it); returns the exit code."""
+        return after_run(self, self._run())
+
+    def _run(self) -> int:
         started = time.monotonic()
         deadline = started + self.settings.run_deadline_seconds
         self.link.deadline = deadline

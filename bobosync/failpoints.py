@@ -2,7 +2,8 @@
 
 BOBOSYNC_CRASH_AT=<point> kills the process at a named point of a run: the fault tests prove
 that a run killed there loses nothing and the next run recovers (points: after_parse,
-after_athoc, after_commit, during_mapping_replace).
+after_athoc, after_commit, during_mapping_replace; alert_decided: an alert's message decided and
+stored, not yet sent; alert_sent: a transport accepted it, not yet recorded as delivered).
 
 BOBOSYNC_UNREADABLE=<file name> refuses reading that file, as Windows refuses a file another
 program locks (a test running as root cannot use permissions for that).
@@ -18,6 +19,10 @@ fail as a full disk does (half the file copied, then ENOSPC, as a copy across dr
 folder the service account may not write (EACCES): a test running as root cannot use permissions for that.
 
 BOBOSYNC_TEST_CLOCK_OFFSET=<seconds> shifts the wall clock (see wall_clock.py).
+
+BOBOSYNC_TEST_EVENTCREATE_ON_PATH=1 lets ALERT_EVENT_LOG use an `eventcreate` found on PATH (a stand-in
+that records its arguments), on any system, instead of Windows' own System32\\eventcreate.exe
+(alert_settings.eventcreate_program).
 """
 import os
 

@@ -77,6 +77,7 @@ class Inbox:
         self.settling = 0  # files modified too recently to read, at the last listing
         self.failed_moves = 0  # moves that failed: retried by the next run, so the run exits 1
         self.changed = 0  # files that changed after they were read: read again by the next run (exit 1)
+        self.newest_mtime = 0.0  # the newest modification time of a *.csv file listed (alerts: is BOBO writing?)
         self._stats: Dict[Path, os.stat_result] = {}
 
     def ready_files(self) -> Tuple[List[Path], List[Path]]:
@@ -110,6 +111,7 @@ class Inbox:
                     st = item.stat()
                 except OSError:
                     continue  # gone since the listing
+                self.newest_mtime = max(self.newest_mtime, st.st_mtime)
                 if st.st_mtime - now > s.future_tolerance_minutes * 60:
                     ahead.append(item.name)  # a share's clock, or this server's set back: waiting would be forever
                 elif now - st.st_mtime < s.file_settle_seconds:

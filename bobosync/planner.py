@@ -62,6 +62,9 @@ def read_batch(files: Sequence[Path], result: BatchResult, file_order: Callable[
             continue
         for line in report.rejection_lines():
             log.warning("Rejected %s", line)
+        if report.rejected_count or report.not_text:  # the seed's wording, which monitoring may watch for
+            log.warning("Error parsing CSV file %s: %s", path.name, "it is not text" if report.not_text else
+                        f"{report.rejected_count} row(s) rejected (listed above), {report.valid} valid")
         if report.encoding == "cp1252":
             log.info("%s is not UTF-8; read as Windows-1252", path.name)
         result.rows += report.rows

@@ -1,8 +1,9 @@
 """--check: will bobosync work on this machine? One line per check: PASS, WARN or FAIL, and the fix.
 
 Checks in order: settings, folders, database, DNS, TCP, TLS, proxy, token, AtHoc's clock, one
-page of users, the duty and collar fields. Later network checks are skipped once an earlier one
-failed; a network check that breaks is a FAIL line, never a traceback. Prints no secret.
+page of users, the duty and collar fields, then where alerts go (--test-alert: a test message through
+each transport). Later network checks are skipped once an earlier one failed; a network check that
+breaks is a FAIL line, never a traceback. Prints no secret.
 """
 import os
 import socket
@@ -124,6 +125,12 @@ class Preflight:
                      f"then re-syncs the mappings (duty state starts empty)")
             return
         self.add("PASS", "database", f"{path} opens; {count} user mappings held")
+
+    def alerts(self, send_test: bool) -> None:
+        """Where alerts go; with `send_test`, a test message through each transport (PASS or FAIL)."""
+        from alerts import check_lines
+        for verdict, name, detail in check_lines(self.settings, send_test):
+            self.add(verdict, name, self._redact(detail))
 
     # --- network ---
 
@@ -298,8 +305,9 @@ def _name(parts: Any) -> str:
         return "(unknown)"
 
 
-def run_checks(env_file: Optional[str] = None) -> int:
-    """The whole preflight; exit code 0 only when nothing failed (2 for invalid settings)."""
+def run_checks(env_file: Optional[str] = None, test_alert: bool = False) -> int:
+    """The whole preflight; exit code 0 only when nothing failed (2 for invalid settings). `test_alert`
+    (--test-alert): send a test message through each alert transport."""
     print("bobosync preflight: each line is PASS, WARN or FAIL, with what to do")
     try:
         settings = load_settings(env_file)
@@ -318,5 +326,6 @@ def run_checks(env_file: Optional[str] = None) -> int:
     checks.folders()
     checks.database()
     checks.network()
+    checks.alerts(test_alert)
     print(checks.summary())
     return 1 if checks.failed else 0

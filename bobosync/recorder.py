@@ -51,6 +51,8 @@ class Recorder:
         self._move_bad(bad, result)
         self._move_retried(retry, attempts, result)
         self._move_finished(finished, result)
+        log.info("Batch processing completed: %d file(s) done, %d to retry, %d set aside in the failed folder",
+                 result.files_done, result.files_retrying, result.bad_files + result.files_failed)
 
     def _sort_outcomes(self, plan: BatchPlan, outcomes: Mapping[str, SyncOutcome]
                        ) -> Tuple[List[AppliedRow], List[str], Dict[Path, List[str]]]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Callable, List, Optional
 from urllib.parse import unquote, urlsplit
 
+from alert_settings import check_address, check_event_log, check_security, check_smtp_host, parse_addresses
 from url_secrets import host_and_port_problem, url_password, user_info, without_password, without_userinfo
 
 KEYRING_WORD = "keyring"  # a secret setting with this value is read from the credential store (credential_store.py)
@@ -38,6 +39,7 @@ FLOAT = "number"                 # from low to high
 PATH = "path"                    # relative to bobosync/
 OPTIONAL_PATH = "optional path"  # None when not set
 LIST = "list"                    # comma-separated names
+ADDRESSES = "e-mail addresses"   # comma-separated plain addresses; [] when not set
 
 
 def _text(s: "Setting", text: str) -> str:
@@ -83,7 +85,7 @@ def _field_list(s: "Setting", text: str) -> List[str]:
 _KINDS = {  # kind: (type of the value, parser)
     TEXT: (str, _text), REQUIRED: (str, _text), PROXY: (str, _text), BOOL: (bool, _boolean),
     INT: (int, _number), FLOAT: (float, _number), PATH: (Path, _path), OPTIONAL_PATH: (Optional[Path], _path),
-    LIST: (List[str], _field_list),
+    LIST: (List[str], _field_list), ADDRESSES: (List[str], parse_addresses),
 }
 
 
@@ -230,6 +232,19 @@ SETTINGS = (
     Setting("LOG_LEVEL", "log_level", TEXT, "INFO", check=_log_level),
     Setting("LOG_DIRECTORY", "log_directory", PATH, "../logs"),
     Setting("LOG_PURGE_DAYS", "log_purge_days", INT, "10", 0, 3650),
+    # Alerts (alert_settings.py): off while SMTP_HOST and ALERT_EVENT_LOG are unset
+    Setting("SMTP_HOST", "smtp_host", TEXT, check=check_smtp_host),
+    Setting("SMTP_PORT", "smtp_port", INT, "0", 0, 65535),
+    Setting("SMTP_SECURITY", "smtp_security", TEXT, "starttls", check=check_security),
+    Setting("SMTP_USER", "smtp_user", TEXT),
+    Setting("SMTP_PASSWORD", "smtp_password", TEXT, secret=True),
+    Setting("ALERT_FROM", "alert_from", TEXT, check=check_address),
+    Setting("ALERT_TO", "alert_to", ADDRESSES),
+    Setting("ALERT_AFTER_MINUTES", "alert_after_minutes", FLOAT, "15", 0, 7 * 24 * 60),
+    Setting("ALERT_REPEAT_HOURS", "alert_repeat_hours", FLOAT, "8", 0, 30 * 24),
+    Setting("ALERT_PENDING_HOURS", "alert_pending_hours", FLOAT, "24", 0, 30 * 24),
+    Setting("ALERT_EVENT_LOG", "alert_event_log", BOOL, "false", check=check_event_log),
+    Setting("BOBO_SILENCE_MINUTES", "bobo_silence_minutes", FLOAT, "240", 0, 7 * 24 * 60),
 )
 # Every variable load_settings reads: the settings and their fallbacks.
 ENVIRONMENT_NAMES = tuple(s.name for s in SETTINGS) + tuple(s.fallback for s in SETTINGS if s.fallback)

@@ -3,12 +3,15 @@ import json
 import os
 import sqlite3
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from alert_settings import alerts_on
 from config import Settings
 from bobo_db import ProcessedFile
 from file_names import readable_name
+from health import health, health_line
 from inbox import is_remembered
 from wall_clock import wall_time
 
@@ -94,6 +97,7 @@ def _read_db(path: Path, future: str = "99999999999999") -> Optional[Dict[str, A
                                                             "ORDER BY employee_id", (future,))],
             "retrying": [{"file": f, "attempts": a, "last_error": e} for f, a, e in _rows(
                 conn, "SELECT filename, attempts, last_error FROM file_attempts ORDER BY filename")],
+            "alert_problems": _alert_problems(conn),
             "_processed": _processed(conn),
         }
     finally:
@@ -132,6 +136,17 @@ def _processed(conn: sqlite3.Connection) -> Dict[str, List[ProcessedFile]]:
     for name, size, mtime_ns, sha in _rows(conn, "SELECT filename, size, mtime_ns, sha256 FROM processed_files"):
         known.setdefault(name, []).append(ProcessedFile(name, size, mtime_ns, sha))
     return known
+
+
+def _alert_problems(conn: sqlite3.Connection) -> List[Dict[str, Any]]:
+    """The problems alerts know of and that have not cleared (alerts.py)."""
+    from alert_problems import PROBLEMS
+    rows = _rows(conn, "SELECT problem, since, last_seen, detail, opened_at, message_kind, last_error FROM alert_state "
+                       "WHERE cleared_at IS NULL ORDER BY since, problem")
+    return [{"problem": p, "title": PROBLEMS[p].title if p in PROBLEMS else p, "since": since, "last_seen": seen,
+             "detail": detail, "message_sent": opened is not None and kind != "open",
+             "undelivered": f"{kind} ({error})" if kind and error else kind} for p, since, seen, detail, opened, kind,
+            error in rows]
 
 
 def _pending(conn: sqlite3.Connection) -> Dict[str, Any]:
@@ -173,9 +188,11 @@ def collect_status(settings: Settings) -> Dict[str, Any]:
     if db is not None:
         db.pop("_processed", None)
         status.update(db)
+        if not alerts_on(settings):
+            status["alert_problems"] = []  # left from when alerts were on: no run looks at them now
     elif "database_error" not in status:
         status["database_missing"] = True
-    return status
+    return {"health": health(status, settings.alert_pending_hours, datetime.now()), **status}
 
 
 def _clock_line(status: Dict[str, Any]) -> List[str]:
@@ -191,8 +208,8 @@ def _clock_line(status: Dict[str, Any]) -> List[str]:
 
 
 def format_status(status: Dict[str, Any]) -> str:
-    """The human-readable --status page."""
-    lines = _file_lines(status)
+    """The human-readable --status page, its health line first."""
+    lines = [health_line(status["health"])] + _file_lines(status)
     if status.get("database_missing"):
         lines.append(f"Database:            {status['database']} does not exist yet: no run has happened")
         return "\n".join(lines)
@@ -205,7 +222,7 @@ def format_status(status: Dict[str, Any]) -> str:
     lines.append(f"Files being retried: {len(retrying)}")
     for item in retrying:
         lines.append(f"  {item['file']}: {item['attempts']} attempt(s); last error: {item['last_error']}")
-    lines += _sync_lines(status) + _clock_line(status)
+    lines += _sync_lines(status) + _clock_line(status) + _alert_lines(status)
     lines.append(f"Last run:            {status['last_run'] or 'never'}")
     lines.append(f"Last AtHoc update:   {status['last_athoc_update'] or 'never'}")
     lines.append(f"Last cleanup:        {status['last_cleanup'] or 'never'}")
@@ -226,6 +243,15 @@ def _file_lines(status: Dict[str, Any]) -> List[str]:
         waiting += " (MOVE_PROCESSED_FILES=false: files AtHoc confirmed stay there and are not counted)"
     return lines + [f"Files waiting:       {waiting}",
             f"Files failed:        {status['files_failed']} in {status['failed_directory']}"]
+
+
+def _alert_lines(status: Dict[str, Any]) -> List[str]:
+    lines = []
+    for p in status["alert_problems"]:
+        told = "alert sent" if p["message_sent"] else "no alert yet"
+        waiting = f"; waiting to be delivered: {p['undelivered']}" if p["undelivered"] else ""
+        lines.append(f"Alert problem:       {p['title']} since {p['since']} ({told}{waiting}): {p['detail']}")
+    return lines
 
 
 def _sync_lines(status: Dict[str, Any]) -> List[str]:

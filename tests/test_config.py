@@ -191,17 +191,45 @@ def test_settings_behave_as_the_dataclass_they_were():
         a.replace(no_such_setting=1)
 
 
-def test_a_run_with_nothing_to_do_does_not_import_dataclasses_or_argparse(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in REQUIRED}
-    env.update(REQUIRED, CSV_DIRECTORY=str(tmp_path / "in"), DB_PATH=str(tmp_path / "x.db"), SYNC_MAPPINGS="false",
-               AUTO_CLEANUP_HOURS="0", LOG_DIRECTORY=str(tmp_path / "logs"),
-               PROCESSED_DIRECTORY=str(tmp_path / "p"), FAILED_FILES_DIRECTORY=str(tmp_path / "f"))
+@pytest.mark.parametrize("where", ["environment", ".env"])
+def test_a_run_with_nothing_to_do_does_not_import_dataclasses_or_argparse(tmp_path, where):
+    """Rule: an idle run stays cheap: it imports none of what only some runs need. With its settings in a .env
+    file, only python-dotenv's parser is loaded, not the package's dotenv.main (with tempfile, shutil, random);
+    nor smtplib or the email package while alerts are on: they are imported only to send a message."""
+    from config import ENV_DIRS_VAR
+    settings = dict(REQUIRED, CSV_DIRECTORY=str(tmp_path / "in"), DB_PATH=str(tmp_path / "x.db"),
+                    SYNC_MAPPINGS="false", AUTO_CLEANUP_HOURS="0", LOG_DIRECTORY=str(tmp_path / "logs"),
+                    PROCESSED_DIRECTORY=str(tmp_path / "p"), FAILED_FILES_DIRECTORY=str(tmp_path / "f"),
+                    SMTP_HOST="127.0.0.1", ALERT_FROM="b@force.example", ALERT_TO="a@force.example")
+    env = {k: v for k, v in os.environ.items() if k not in settings}
+    if where == ".env":
+        (tmp_path / "site").mkdir()
+        (tmp_path / "site" / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()), encoding="utf-8")
+        env[ENV_DIRS_VAR] = str(tmp_path / "site")
+    else:
+        env.update(settings)
     (tmp_path / "in").mkdir()
     result = subprocess.run([sys.executable, "-X", "importtime", str(BOBOSYNC_DIR / "bobo_processor.py")], env=env,
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    # (with the settings in the .env file alone, a run that did not read it would exit 2)
     assert result.returncode == 0 and "Nothing to do" in result.stdout, result.stdout + result.stderr
     imported = set(re.findall(r"\|\s*([\w.]+)$", result.stderr, flags=re.M))
-    assert not imported & {"dataclasses", "argparse", "requests", "filelock", "logging.handlers", "bobo_csv"}
+    assert not imported & {"dataclasses", "argparse", "requests", "filelock", "logging.handlers", "bobo_csv",
+                           "encodings.idna",  # the IDNA codec is for a non-ASCII host name only (url_secrets)
+                           "dotenv", "dotenv.main", "smtplib", "email", "ssl"}
+
+
+def test_a_env_file_is_read_by_python_dotenvs_own_parser_loaded_alone():
+    """Rule: .env lines mean what python-dotenv makes of them; the parser run is python-dotenv's own module (loaded
+    without the package's __init__, see the idle-run import rule), so both give the same bindings."""
+    import io
+    from dotenv import parser
+    from env_file import _dotenv_parser
+    alone = _dotenv_parser()
+    assert alone is not parser and alone.__file__ == parser.__file__
+    text = 'A=1\nexport B="two words"  # note\r\nC=\'x\\ny\'\n# c\nnot a line\nD=${HOME}\n'
+    shown = [tuple(b) for b in alone.parse_stream(io.StringIO(text))]
+    assert shown == [tuple(b) for b in parser.parse_stream(io.StringIO(text))] and len(shown) == 6
 
 
 def test_the_types_mypy_sees_are_the_tables():

@@ -103,6 +103,31 @@ def test_rule_a_server_url_that_does_not_parse_is_a_settings_error_exit_2(sim, t
     assert "ATHOC_SERVER_URL" in seen and "Traceback" not in seen
 
 
+_HOSTS = ["athoc.example", "athoc.example.", "a..example", ".athoc.example", "x" * 63 + ".example",
+          "x" * 64 + ".example", "athoc." + "x" * 63, "athoc." + "x" * 64, "127.0.0.1", "::1", "xn--bcher-kva.example",
+          "bücher.example", "b\u00fccher..example", "\u00e9" * 60 + ".example", "athoc.\u0080example", "a", "."]
+
+
+@pytest.mark.parametrize("host", _HOSTS)
+def test_rule_a_host_name_is_valid_exactly_when_it_encodes_as_idna(host):
+    """Rule: the server URL's host name is checked as requests will encode it (IDNA). ASCII names are checked
+    without the IDNA codec, which a run would otherwise import for the usual ASCII name; both say the same."""
+    from url_secrets import valid_dns_name
+    try:
+        host.encode("idna")
+        encodes = True
+    except UnicodeError:
+        encodes = False
+    assert valid_dns_name(host) is encodes
+
+
+def test_rule_a_server_url_with_an_empty_host_label_is_a_settings_error_naming_it():
+    env = {**REQUIRED, "ATHOC_SERVER_URL": "https://athoc..example"}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ=env)
+    assert "ATHOC_SERVER_URL" in str(caught.value) and "not a valid DNS name" in str(caught.value)
+
+
 @pytest.mark.parametrize("password", ["Pr0xy€Secret9", "Pr0xy%E2%82%ACSecret9"])
 @pytest.mark.parametrize("args", [(), ("--check",)])
 def test_rule_a_proxy_password_outside_latin1_is_a_settings_error_never_printed(sim, tmp_path, password, args):

@@ -5,15 +5,18 @@ fix the log never did: in `echo ... END exit code 2>> "log"` cmd reads `2>>` as 
 The project is a copy (the .bat, bobosync/, and .venv\\Scripts\\python.exe: a copy of the running Python's
 executable and DLLs, with PYTHONHOME and PYTHONPATH pointing at its library), so the wrapper finds the
 .venv first, as on a site. Exit 3 ("a person must act") comes from a file set aside in the failed folder.
-Under Wine there is no PowerShell, so the wrapper's date is "undated" (wrapper_undated.log); on Windows it is
-wrapper_YYYY-MM-DD.log. PowerShell's run_bobo_windows.ps1 is not run anywhere: test_windows_wrappers.py
-checks its text only."""
+The wrapper log is wrapper_YYYY-MM-DD.log in LOG_DIRECTORY, the folder and the date from
+`bobo_processor.py --wrapper-logs`, which also purges wrapper logs older than LOG_PURGE_DAYS; when that cannot
+answer, <project>\\logs (and the date from PowerShell, which Wine has not: wrapper_undated.log).
+PowerShell's run_bobo_windows.ps1 is not run anywhere: test_windows_wrappers.py checks its text only."""
 import os
 import re
 import shutil
 import subprocess
 import sys
+from datetime import date, timedelta
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -51,7 +54,9 @@ def project(tmp_path_factory):
     return root
 
 
-def run_bat(project: Path, env: dict, *argv: str):
+def run_bat(project: Path, env: dict, *argv: str, log_dir: Optional[Path] = None):
+    """Run the .bat; its result and the text of its one wrapper log, looked for in `log_dir` (default: the
+    LOG_DIRECTORY of `env`)."""
     shutil.rmtree(project / "logs", ignore_errors=True)
     full = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
     full.update(env)
@@ -60,9 +65,11 @@ def run_bat(project: Path, env: dict, *argv: str):
     result = subprocess.run([os.environ.get("COMSPEC", "cmd.exe"), "/c", str(project / BAT.name), *argv],
                             input="", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=180,
                             env=full, cwd=str(project))
-    logs = sorted((project / "logs").glob("wrapper_*.log"))
-    assert len(logs) == 1 and re.fullmatch(r"wrapper_(\d{4}-\d\d-\d\d|undated)\.log", logs[0].name), logs
-    return result, logs[0].read_text(encoding="utf-8", errors="replace")
+    folder = log_dir if log_dir is not None else Path(env["LOG_DIRECTORY"])
+    written = {p.name: p.read_text(encoding="utf-8", errors="replace") for p in folder.glob("wrapper_*.log")}
+    logs = [name for name, text in written.items() if " START " in text]  # not an earlier day's, left in place
+    assert len(logs) == 1 and re.fullmatch(r"wrapper_(\d{4}-\d\d-\d\d|undated)\.log", logs[0]), (written, result.stdout)
+    return result, written[logs[0]]
 
 
 def assert_ended(result, log: str, code: int) -> None:
@@ -73,14 +80,39 @@ def assert_ended(result, log: str, code: int) -> None:
 
 
 @windows_only
-def test_exit_0_a_run_that_sent_its_file(project, sim, tmp_path):
+def test_exit_0_a_run_that_sent_its_file_logged_in_log_directory_old_wrapper_logs_purged(project, sim, tmp_path):
+    """Rule: the wrapper logs to wrapper_<today>.log in LOG_DIRECTORY, beside the run's own log, and deletes
+    wrapper logs dated more than LOG_PURGE_DAYS days ago (as the run's logs are purged); nothing in <project>.
+    The folder's name has a space and an é, which reaches cmd in the code page it reads (wrapper_logs.py)."""
     sim.seed_users(1)
-    env = env_for(sim, tmp_path)
+    logs = tmp_path / "journaux du site \u00e9"
+    env = env_for(sim, tmp_path, LOG_DIRECTORY=str(logs), LOG_PURGE_DAYS="3")
     (tmp_path / "crown_files").mkdir()
     (tmp_path / "crown_files" / "rota.csv").write_bytes(ROW.encode())
+    logs.mkdir()
+    today = date.today()
+    old, kept = (logs / f"wrapper_{today - timedelta(days=d):%Y-%m-%d}.log" for d in (4, 3))
+    for path in (old, kept):
+        path.write_text("an earlier day\n", encoding="utf-8")
     result, log = run_bat(project, env)
     assert_ended(result, log, 0)
     assert "Run done" in log and (tmp_path / "processed_files" / "rota.csv").is_file()
+    assert (logs / f"wrapper_{today:%Y-%m-%d}.log").is_file() and (logs / f"bobo_processor_{today}.log").is_file()
+    assert not old.exists() and kept.exists()
+    assert not (project / "logs").exists()
+
+
+@windows_only
+def test_the_wrapper_logs_in_the_project_when_the_log_settings_cannot_be_read(project, sim, tmp_path):
+    """Rule: when bobo_processor.py cannot say where LOG_DIRECTORY is (here LOG_PURGE_DAYS is no number), the
+    wrapper logs to <project>\\logs and the run's exit code 2 and its message are there; nothing is purged."""
+    env = env_for(sim, tmp_path, LOG_PURGE_DAYS="ten")
+    (tmp_path / "logs").mkdir()
+    old = tmp_path / "logs" / "wrapper_2001-01-01.log"
+    old.write_text("an earlier day\n", encoding="utf-8")
+    result, log = run_bat(project, env, log_dir=project / "logs")
+    assert_ended(result, log, 2)
+    assert "LOG_PURGE_DAYS" in log and old.exists()
 
 
 @windows_only
@@ -97,10 +129,16 @@ def test_exit_1_athoc_unavailable_leaves_the_file_for_the_next_run(project, sim,
 
 @windows_only
 def test_exit_2_a_configuration_error_and_the_arguments_passed_through(project, sim, tmp_path):
-    env = {k: v for k, v in env_for(sim, tmp_path).items() if k != "ATHOC_SERVER_URL"}
-    result, log = run_bat(project, env, "--dry-run")
+    """Rule: the wrapper passes its arguments to the run, and to the question of where its log goes: here
+    --env-file (in a folder with a space in its name) names the file that sets LOG_DIRECTORY."""
+    env = {k: v for k, v in env_for(sim, tmp_path).items() if k not in ("ATHOC_SERVER_URL", "LOG_DIRECTORY")}
+    settings = tmp_path / "site settings" / "site.env"
+    settings.parent.mkdir()
+    logs = tmp_path / "from the env file"
+    settings.write_text(f"LOG_DIRECTORY={logs}\n", encoding="utf-8")
+    result, log = run_bat(project, env, "--dry-run", "--env-file", str(settings), log_dir=logs)
     assert_ended(result, log, 2)
-    assert "bobo_processor.py --dry-run" in log.splitlines()[0] and "ATHOC_SERVER_URL" in log
+    assert "bobo_processor.py --dry-run --env-file" in log.splitlines()[0] and "ATHOC_SERVER_URL" in log
 
 
 @windows_only
