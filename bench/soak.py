@@ -335,6 +335,9 @@ class Soak:
         self.last_code = 0
         self.log_seen: Dict[str, int] = {}
         self.lock_holder: Optional[sqlite3.Connection] = None
+        # HTTP_TIMEOUT_SECONDS: short, so that a slow AtHoc costs little; longer for a large force, whose searches
+        # the simulator (Python, scanning every user) answers in over a second on a busy machine
+        self.timeout = 1.0 if args.people <= 5000 else 10.0
         for name in ("csv", "processed", "failed", "logs"):
             (work / name).mkdir()
         self._environment()
@@ -349,8 +352,9 @@ class Soak:
             **connection_settings(self.sim), "CSV_DIRECTORY": str(w / "csv"),
             "PROCESSED_DIRECTORY": str(w / "processed"), "FAILED_FILES_DIRECTORY": str(w / "failed"),
             "DB_PATH": str(w / "bobo.db"), "LOG_DIRECTORY": str(w / "logs"),
-            "DUTY_STATUS_FIELD": FIELD, "AUTO_CLEANUP_HOURS": f"{CLEANUP_HOURS:g}", "HTTP_TIMEOUT_SECONDS": "1",
-            "RUN_DEADLINE_SECONDS": "10", "MOVE_PROCESSED_FILES": "true", "PROCESSED_FILES_PURGE_DAYS": "0",
+            "DUTY_STATUS_FIELD": FIELD, "AUTO_CLEANUP_HOURS": f"{CLEANUP_HOURS:g}",
+            "HTTP_TIMEOUT_SECONDS": f"{self.timeout:g}", "RUN_DEADLINE_SECONDS": f"{10 * self.timeout:g}",
+            "MOVE_PROCESSED_FILES": "true", "PROCESSED_FILES_PURGE_DAYS": "0",
             "LOG_LEVEL": "INFO", BACKOFF_SCALE_VAR: "0"})
         os.environ.setdefault("BOBOSYNC_TEST_ENV_DIRS", str(w / "no-env-here"))
         bobo_db.BUSY_TIMEOUT_SECONDS = 1  # a held lock costs a second, not fifteen
@@ -434,7 +438,7 @@ class Soak:
         if f.active("slow"):
             sim.fail("syncbycommonnames|search", delay=self.rng.uniform(0.05, 0.4), times=None)
         if f.active("too_slow"):
-            sim.fail("syncbycommonnames", delay=1.3, times=self.rng.randrange(1, 3))
+            sim.fail("syncbycommonnames", delay=self.timeout + 0.3, times=self.rng.randrange(1, 3))
         if f.active("429"):
             sim.fail("syncbycommonnames|search", 429, times=self.rng.randrange(1, 4), retry_after=1)
         if f.active("5xx"):
@@ -498,7 +502,7 @@ class Soak:
                 code = cli.main(list(argv))
             self.output = out.getvalue()
         if self.faults.active("too_slow"):
-            time.sleep(1.5)  # a minute passes before the next run: AtHoc applies what it held back meanwhile
+            time.sleep(self.timeout + 0.5)  # a minute passes before the next run: AtHoc applies what it held back
         self.runs += 1
         self.codes[code] += 1
         self.last_code = code
