@@ -57,7 +57,7 @@ FIELD = "On-Duty-DTG"
 DOMAIN = "demo.example"
 START = datetime(2026, 6, 1)  # a Monday, far from any change of daylight-saving time
 FIRST_COLLAR = 10001
-AMBIGUOUS, UNMAPPED = "20001", "99999"
+AMBIGUOUS, UNMAPPED = "99998", "99999"  # outside the people's collar numbers (10001 up: at most 89,997 people)
 ODD_USERS = (f"twin.a@{DOMAIN}", f"twin.b@{DOMAIN}", f"nocollar@{DOMAIN}")
 CLEANUP_HOURS = 10.0  # AUTO_CLEANUP_HOURS: a missed book-off is cleared within the simulated day
 SHIFTS = (7, 15, 23)  # early, late, night: the bursts
@@ -716,6 +716,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    if not 1 <= args.people <= int(AMBIGUOUS) - FIRST_COLLAR:
+        print(f"--people must be 1 to {int(AMBIGUOUS) - FIRST_COLLAR}", file=sys.stderr)
+        return 2
     work = Path(tempfile.mkdtemp(prefix="bobosync-soak-"))
     saved, busy = dict(os.environ), bobo_db.BUSY_TIMEOUT_SECONDS
     started = time.monotonic()
