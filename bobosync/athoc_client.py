@@ -21,6 +21,7 @@ from athoc_types import (AtHocError, AuthenticationError, BadRequestError, Conne
 from athoc_http import (BACKOFF_FACTOR, BACKOFF_MAX_SECONDS, CONNECT_RETRIES, RETRY_AFTER_CAP_SECONDS,  # noqa: F401
                         STATUS_RETRIES, AtHocHTTP, backoff_seconds, retry_policy)
 from config import Settings, load_settings
+from wall_clock import now as wall_clock_now
 
 __all__ = ["AtHocClient", "AtHocError", "AuthenticationError", "BadRequestError", "ConnectionFailedError",
            "CredentialsRefusedError", "DeadlineReachedError", "IncompleteListingError", "NotFoundError",
@@ -276,7 +277,7 @@ class AtHocClient(AtHocHTTP):
     def clear_old_duty_status(self, field: str, hours: float, now: Optional[datetime] = None,
                               exclude: Iterable[str] = ()) -> List[str]:
         """Clear `field` where it holds a time older than `hours` (missed book-offs); the LOGIN_IDs cleared."""
-        now = now or datetime.now()
+        now = now or wall_clock_now()
         cutoff = now - timedelta(hours=hours)
         skip = set(exclude)
         stale: Dict[str, str] = {}

@@ -27,6 +27,7 @@ from athoc_types import (AtHocError, AuthenticationError, BadRequestError, Conne
 from config import Settings, without_userinfo
 from failpoints import backoff_scale
 from tls import tls_context
+from wall_clock import wall_time
 
 log = logging.getLogger("bobosync.athoc")
 
@@ -324,7 +325,7 @@ class AtHocHTTP:
             log.debug("AtHoc's Date header %.60r is not an HTTP date; ignored", value)
             return
         # Date holds whole seconds, cut off: on average the reply was made half a second after it says
-        self._clock_offsets = (self._clock_offsets + [server + 0.5 - time.time()])[-25:]
+        self._clock_offsets = (self._clock_offsets + [server + 0.5 - wall_time()])[-25:]
 
     @property
     def clock_offset_seconds(self) -> Optional[float]:

@@ -13,6 +13,7 @@ from athoc_types import AtHocError, CredentialsRefusedError, SyncOutcome
 from backoff import Backoff
 from bobo_db import BOBODatabase
 from config import Settings
+from wall_clock import now as wall_clock_now
 
 if TYPE_CHECKING:
     from athoc_client import AtHocClient
@@ -43,7 +44,7 @@ def credentials_fingerprint(settings: Settings, db: BOBODatabase) -> str:
 class AtHocLink:
     """The AtHoc client of one run (requests is imported only when AtHoc is needed)."""
 
-    def __init__(self, settings: Settings, db: BOBODatabase, clock: Callable[[], datetime] = datetime.now):
+    def __init__(self, settings: Settings, db: BOBODatabase, clock: Callable[[], datetime] = wall_clock_now):
         self.settings, self.db, self.clock = settings, db, clock
         self.down = ""  # why AtHoc calls stopped for this run ('' while none failed)
         self.failure: Optional[Exception] = None  # the first call-level failure of this run (alerts.py reads it)

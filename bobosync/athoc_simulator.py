@@ -55,6 +55,17 @@ class Fault:
     times: Optional[int] = 1
 
 
+@dataclass
+class Update:
+    """One record SyncByCommonNames applied, as the soak test checks their order: the LOGIN_ID, each
+    attribute's value before and after, and the time of AtHoc's clock (the Date it would send) when applied."""
+
+    login: str
+    before: Dict[str, Any]
+    after: Dict[str, Any]
+    at: float
+
+
 # --- Criteria: <FIELD> eq '<value>' | <FIELD> pr, joined with and / or, parentheses ---
 
 _TOKEN = re.compile(r"\s*(?:(\()|(\))|'((?:[^']|'')*)'|([^\s()']+))")
@@ -101,6 +112,10 @@ class _CriteriaParser:
         while self._peek_word("or"):
             self.pos += 1
             parts.append(self._and())
+        names = {getattr(p, "eq", (None,))[0] for p in parts}
+        if len(parts) > 1 and len(names) == 1 and None not in names:  # F eq 'a' or F eq 'b' ...: one set look-up
+            name, wanted = names.pop(), {p.eq[1] for p in parts}
+            return lambda get: str(get(name) if get(name) is not None else "") in wanted
         return lambda get: any(p(get) for p in parts)
 
     def _and(self):
@@ -134,7 +149,10 @@ class _CriteriaParser:
             kind, wanted = self._next()
             if kind != "str":
                 raise ValueError(f"eq needs a quoted value, got {wanted!r}")
-            return lambda get: str(get(name) if get(name) is not None else "") == wanted
+            def equals(get):
+                return str(get(name) if get(name) is not None else "") == wanted
+            equals.eq = (name, wanted)  # type: ignore[attr-defined]
+            return equals
         raise ValueError(f"unknown operator {op!r}: supported are eq and pr")
 
 
@@ -180,6 +198,7 @@ class AtHocSimulator:
         self.requests: List[RecordedRequest] = []
         self.busy_seconds = 0.0  # time spent serving requests, from the request line read to the reply sent
         self.faults: List[Fault] = []
+        self.updates: List[Update] = []  # every record applied, in order (a test empties it once checked)
         self.reject: Dict[str, Tuple[str, str]] = {}  # login -> (:SyncStatus, :SyncDetails)
         self.total_users_bias = 0  # added to TotalUsers, to imitate a listing that changes under us
         # logins a listing of every user misses, its TotalUsers agreeing (a user deleted while the pages were read
@@ -417,11 +436,15 @@ class AtHocSimulator:
                                     ":SyncDetails": UNKNOWN_ATTRIBUTE_DETAILS.format(name=unknown[0])})
                     continue
                 user = self.users[login]
+                before: Dict[str, Any] = {}
                 for key, value in item.items():
                     if key.upper() == "LOGIN_ID":
                         continue
                     existing = next((k for k in user if k.lower() == key.lower()), key)
+                    before[existing] = user.get(existing)
                     user[existing] = value
+                self.updates.append(Update(login, before, {k: v for k, v in item.items() if k.upper() != "LOGIN_ID"},
+                                           time.time() + self.clock_skew_seconds))
                 results.append({"LOGIN_ID": login, ":SyncStatus": "OK", ":SyncDetails": ""})
             short = self.short_results
         return 200, results[:len(results) - short] if short else results

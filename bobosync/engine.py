@@ -278,12 +278,12 @@ class BOBOProcessor:
             log.error("No user mappings yet (the mapping sync has not succeeded): %d file(s) wait, so no event is "
                       "reported unmapped by mistake. Run --check and --sync-mappings", len(files))
             self.link.down = self.link.down or "no user mappings"
-        total = self.pending.work(self.clock()) if self.db.pending_count() and self.db.mapping_count() \
-            and not self.link.down else BatchResult()
-        batches, left = self._send_batches(files, started, deadline)
-        total.add(batches)
-        if batches.gone_ids:
-            total.add(self.pending.look_again(batches.gone_ids, self.clock()))
+        due = self.pending.due(self.clock()) if self.db.pending_count() and self.db.mapping_count() else None
+        total, left = self._send_batches(files, started, deadline)  # before the look-ups: a slow one must wait
+        if total.gone_ids:
+            total.add(self.pending.look_again(total.gone_ids, self.clock()))
+        if due is not None and not self.link.down:
+            total.add(self.pending.work(self.clock(), due))
         if sync == "later" and not self.link.down:  # duty updates came first; the sync gets the time left
             sync = self._sync_with(deadline - SYNC_MARGIN_SECONDS)
             if sync == "done" and self.db.pending_count():  # people the new mapping knows get theirs now

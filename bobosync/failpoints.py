@@ -19,6 +19,12 @@ runs on with the real one, so that a test can stage runs minutes or hours apart 
 BOBOSYNC_TEST_ENV_DIRS=<folders, separated by os.pathsep> are searched for .env instead of bobosync/ and
 the project root (config.env_file_candidates), so that the suite never reads the operator's .env.
 
+BOBOSYNC_TEST_FILE_FAULT=<ENOSPC|EACCES>[:<folder name>] makes moving a file (into that folder, or any)
+fail as a full disk does (half the file copied, then ENOSPC, as a copy across drives is cut short) or as a
+folder the service account may not write (EACCES): a test running as root cannot use permissions for that.
+
+BOBOSYNC_TEST_CLOCK_OFFSET=<seconds> shifts the wall clock (see wall_clock.py).
+
 BOBOSYNC_TEST_EVENTCREATE_ON_PATH=1 lets ALERT_EVENT_LOG use an `eventcreate` found on PATH (a stand-in
 that records its arguments), on any system, instead of Windows' own System32\\eventcreate.exe
 (alert_settings.eventcreate_program).
@@ -32,6 +38,7 @@ UNREADABLE_VAR = "BOBOSYNC_UNREADABLE"
 BACKOFF_SCALE_VAR = "BOBOSYNC_TEST_BACKOFF_SCALE"
 AUDIT_OFF_VAR = "BOBOSYNC_TEST_NO_AUDIT"
 CLOCK_VAR = "BOBOSYNC_TEST_CLOCK"
+FILE_FAULT_VAR = "BOBOSYNC_TEST_FILE_FAULT"
 
 
 def crash_point(name: str) -> None:
@@ -59,9 +66,29 @@ def backoff_scale() -> float:
 
 
 def run_clock() -> Callable[[], datetime]:
-    """datetime.now, or under the test hook a clock started at the hook's moment."""
+    """The run's "now": wall_clock.now, or under the test hook BOBOSYNC_TEST_CLOCK a clock started at the
+    hook's moment. That hook moves the run's own "now" alone (event ages, run_history), not file ages or
+    AtHoc's Date; the soak's BOBOSYNC_TEST_CLOCK_OFFSET (wall_clock.py) moves every reading."""
+    from wall_clock import now
     start = os.environ.get(CLOCK_VAR)
     if not start:
-        return datetime.now
-    offset = datetime.strptime(start, "%Y-%m-%d %H:%M:%S") - datetime.now()
-    return lambda: datetime.now() + offset
+        return now
+    offset = datetime.strptime(start, "%Y-%m-%d %H:%M:%S") - now()
+    return lambda: now() + offset
+
+
+def file_fault(src: "os.PathLike[str]", target: "os.PathLike[str]") -> None:
+    """Fail the move of `src` to `target` as the test hook says (see BOBOSYNC_TEST_FILE_FAULT above)."""
+    hook = os.environ.get(FILE_FAULT_VAR)
+    if not hook:
+        return
+    kind, _, folder = hook.partition(":")
+    if folder and os.path.basename(os.path.dirname(os.fspath(target))) != folder:
+        return
+    import errno
+    if kind == "ENOSPC":
+        with open(src, "rb") as source, open(target, "wb") as copy:
+            data = source.read()
+            copy.write(data[:len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device (test hook)", os.fspath(target))
+    raise PermissionError(errno.EACCES, "Permission denied (test hook)", os.fspath(target))

@@ -6,15 +6,16 @@ so it is never sent twice. Moves never overwrite: an existing name gets a number
 """
 import logging
 import os
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from bobo_db import BOBODatabase, ProcessedFile
 from config import Settings
+from failpoints import file_fault
 from file_hold import is_held_open, move_error_hint
 from file_names import readable_name
+from wall_clock import wall_time
 
 log = logging.getLogger("bobosync")
 
@@ -47,6 +48,7 @@ def move_without_overwrite(src: Path, dest_dir: Path) -> Path:
         target = dest_dir / f"{src.stem}.{n}{src.suffix}"
         n += 1
     try:
+        file_fault(src, target)
         shutil.move(str(src), str(target))
     except OSError:
         # Across drives shutil.move copies: a copy cut short (a full drive) or whose source could not be
@@ -93,7 +95,7 @@ class Inbox:
     def _settled(self) -> List[Path]:
         """The folder's settled *.csv files, oldest first; warns about entries that are not files."""
         s = self.settings
-        now = time.time()
+        now = wall_time()
         found: List[Tuple[float, str, Path]] = []
         not_files: List[str] = []
         ahead: List[str] = []
@@ -233,7 +235,7 @@ class Inbox:
     def purge_processed(self, now: datetime) -> int:
         """Delete processed files older than PROCESSED_FILES_PURGE_DAYS, and forget them."""
         s = self.settings
-        cutoff = time.time() - s.processed_files_purge_days * 86400
+        cutoff = wall_time() - s.processed_files_purge_days * 86400
         removed = 0
         if s.processed_directory.is_dir():
             for path in s.processed_directory.iterdir():

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from config import Settings
+from wall_clock import wall_time
 
 LOG_PREFIX = "bobo_processor"  # the log of day D is bobo_processor_D.log (D as YYYY-MM-DD)
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -36,7 +37,7 @@ class DailyLogHandler(logging.Handler):
     midnight goes on in the new day's file. When a day's first file is made, files older than
     `purge_days` are deleted (0 keeps them all)."""
 
-    def __init__(self, folder: str, purge_days: int, clock: Callable[[], float] = time.time):
+    def __init__(self, folder: str, purge_days: int, clock: Callable[[], float] = wall_time):
         super().__init__()
         self.folder, self.purge_days, self.clock = Path(folder), purge_days, clock
         self.inner = self._open(clock())

@@ -32,14 +32,20 @@ class PendingEvents:
         # while this server's clock and AtHoc's differ, no pending book-on is judged too old to send
         self.clock_is_wrong: Callable[[datetime], bool] = lambda now: False
 
-    def work(self, now: datetime) -> BatchResult:
-        """One run's share: expire old ones, look up numbers due, apply those that can be applied."""
+    def due(self, now: datetime) -> List[str]:
+        """The numbers due for a look-up (UNMAPPED_LOOKUP_MINUTES), taken before a run's batches: the run
+        sends those first, then looks these up, so a slow look-up never holds up the duty updates."""
+        return self.db.pending_due_for_lookup(now - timedelta(minutes=self.settings.unmapped_lookup_minutes))
+
+    def work(self, now: datetime, due: Optional[List[str]] = None) -> BatchResult:
+        """One run's share: expire old ones, look up the numbers `due` (default: those due now), apply those that
+        can be applied."""
         result = BatchResult()
         if not self.db.pending_count():
             return result
         if not self.clock_is_wrong(now):  # a clock days ahead must not expire events that are still young
             self._expire(now)
-        self._look_up(now)
+        self._look_up(now, self.due(now) if due is None else due)
         if not self.link.down:
             self._apply(now, result)
         return result
@@ -70,9 +76,7 @@ class PendingEvents:
     def _look_up(self, now: datetime, only: Optional[List[str]] = None) -> None:
         """Look up pending numbers with no mapping: those due (UNMAPPED_LOOKUP_MINUTES), or `only` these."""
         mapped = self.db.all_mappings()
-        due = only if only is not None else self.db.pending_due_for_lookup(
-            now - timedelta(minutes=self.settings.unmapped_lookup_minutes))
-        due = [e for e in due if e not in mapped]
+        due = [e for e in (self.due(now) if only is None else only) if e not in mapped]
         for start in range(0, len(due), LOOKUP_CHUNK):
             chunk = due[start:start + LOOKUP_CHUNK]
             try:

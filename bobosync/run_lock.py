@@ -20,6 +20,8 @@ import sys
 import time
 from typing import Optional, Tuple
 
+from wall_clock import wall_time
+
 log = logging.getLogger("bobosync")
 
 STUCK_AFTER_SECONDS = 15 * 60  # a whole run, mapping sync included, takes a few minutes at most
@@ -131,7 +133,7 @@ class RunLock:
         return True
 
     def _write_holder(self) -> None:
-        started = time.time()
+        started = wall_time()
         line = (f"pid {os.getpid()} started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(started))} "
                 f"{started:.0f}\n")
         os.lseek(self._fd, 0, os.SEEK_SET)
@@ -155,7 +157,7 @@ class RunLock:
 
     def _warn_if_stuck(self) -> None:
         holder = None if self._warned else self.holder()
-        if holder is None or time.time() - holder[1] <= self.stuck_after_seconds:
+        if holder is None or wall_time() - holder[1] <= self.stuck_after_seconds:
             return
         time.sleep(0.2)
         if self.holder() != holder:
@@ -164,7 +166,7 @@ class RunLock:
         self._warned = True
         log.warning("The run holding the lock %s (pid %d) started at %s, %d minutes ago; no run lasts that long, "
                     "so it may be stuck: check that process, and end it if it is hung", self.path, pid, written,
-                    (time.time() - started) // 60)
+                    (wall_time() - started) // 60)
 
     def release(self) -> None:
         """Give the lock back (the file stays)."""

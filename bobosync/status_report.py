@@ -13,6 +13,7 @@ from bobo_db import ProcessedFile
 from file_names import readable_name
 from health import health, health_line
 from inbox import is_remembered
+from wall_clock import wall_time
 
 NOT_A_FILE = "it is not a file"
 
@@ -158,7 +159,7 @@ def _pending(conn: sqlite3.Connection) -> Dict[str, Any]:
 def collect_status(settings: Settings) -> Dict[str, Any]:
     """Everything --status reports, as a dict (also the --json output). `problems` lists what makes every run
     exit 2 (a configuration error)."""
-    now = time.time()
+    now = wall_time()
     future = time.strftime("%Y%m%d%H%M%S", time.localtime(now + settings.future_tolerance_minutes * 60))
     csv_ok = settings.csv_directory.is_dir() and os.access(settings.csv_directory, os.R_OK | os.X_OK)
     status: Dict[str, Any] = {

@@ -27,6 +27,7 @@ from typing import Dict, List, Optional, Set, Tuple
 import pytest
 
 import bobo_db
+from failpoints import FILE_FAULT_VAR
 from testsite import AMBIGUOUS, FIELD, ODD_USERS, UNMAPPED, Ev, Site, fault_site
 
 
@@ -262,9 +263,13 @@ def _fill(folder: Path) -> Path:
     return filler
 
 
-@pytest.mark.parametrize("kind", ["read_only", "full"])
+@pytest.mark.parametrize("kind", ["read_only", "full", "full_by_test_hook"])
 def test_processed_folder_unusable_at_the_move_sends_once_and_moves_later(sim, tmp_path, kind):
+    """Rule: a move that fails (a folder that may not be written, a full drive: for real where the test may
+    mount one, else by the test hook BOBOSYNC_TEST_FILE_FAULT, as the soak test injects it) sends once, leaves
+    no partial copy and exits 1 until the file is moved."""
     processed = tmp_path / "processed_mnt"
+    hook = {FILE_FAULT_VAR: "ENOSPC:done"} if kind == "full_by_test_hook" else {}
     if kind == "full":
         if not _mount_tiny_tmpfs(processed):
             pytest.skip("a full drive needs a small filesystem to mount, which needs root")
@@ -278,12 +283,14 @@ def test_processed_folder_unusable_at_the_move_sends_once_and_moves_later(sim, t
             if not _make_read_only(sc.processed_dir):
                 pytest.skip("cannot make a folder read-only here")
             filler = None
-        else:
+        elif kind == "full":
             filler = _fill(processed)
+        else:
+            filler = None
         before = len(sc.sync_requests())
         try:
             for _ in range(3):  # exit 1: the move is left for the next run
-                output = sc.run(expect=(1,))
+                output = sc.run(expect=(1,), **hook)
                 assert "Cannot move b.csv" in output and "Nothing to do" not in output
                 assert "b.csv" in sc.names(sc.csv_dir)
                 check_all(sc)

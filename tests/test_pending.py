@@ -123,3 +123,28 @@ def test_a_clock_days_ahead_does_not_expire_pending_events(sim, tmp_path):
     result = site.run()
     assert "expired" not in result.stdout
     assert len(pending_rows(site)) == 1
+
+
+def test_a_slow_look_up_of_pending_numbers_never_holds_up_the_duty_updates(sim, tmp_path):
+    """Rule: a run sends its files' duty updates before it looks up the numbers of pending events, so a look-up
+    that fails or times out (a slow criteria search over a large organisation) delays only the pending people,
+    never everyone else. Found by the soak test at 50,000 people: each run's look-up timed out first, and no
+    file was sent for as long as it did."""
+    site = Site(sim, tmp_path, HTTP_TIMEOUT_SECONDS="1")
+    recent = datetime.now().replace(microsecond=0) - timedelta(hours=1)
+    site.write("a.csv", row("BON", NEW, recent))
+    first = site.run()
+    assert first.returncode == 0, first.stdout
+    assert pending_rows(site) and not lookups(sim)  # looked up from the next run on
+    sim.fail("search/basic", delay=1.5, times=None)  # every search slower than HTTP_TIMEOUT_SECONDS
+    later = recent + timedelta(minutes=10)
+    site.write("b.csv", row("BON", 10001, later))
+    second = site.run()
+    assert second.returncode == 1, second.stdout  # the look-up failed: tried again next run
+    assert "Looking up employee numbers with pending events failed" in second.stdout
+    assert site.duty(0) == later.strftime("%d/%m/%Y %H:%M:%S")
+    assert (tmp_path / "processed_files" / "b.csv").exists()
+    assert lookups(sim)  # tried, after the updates
+    sim.clear_faults()
+    assert site.run().returncode == 0
+    assert pending_rows(site) == [(str(NEW), recent.strftime("%Y%m%d%H%M%S"), 1)]  # still kept for its user
