@@ -680,10 +680,28 @@ class Soak:
 
 
 def check_audit_trail(soak: Soak) -> List[str]:
-    """HOOK for the audit trail (issue 14, built on another branch): return what the trail fails to explain
-    about each person's final duty value in AtHoc (soak.week.people, soak.sim.users, soak.work / 'bobo.db').
-    The lead fills this in after the merge; until then it checks nothing."""
-    return []
+    """At the end, the trail explains each person's value in AtHoc: it is the last value the trail says AtHoc
+    applied (answer 'ok') for that employee number, on whichever login it then had (a renamed login keeps its
+    value in AtHoc, and the trail names the login of the time); a person the trail never set holds none."""
+    from audit import SETS_FIELD
+    from bobo_csv import normalize_employee_id
+    conn = sqlite3.connect(f"file:{soak.work / 'bobo.db'}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT p.employee_id, t.sent FROM audit_trail t JOIN audit_people p ON p.id = t.person "
+                            "WHERE t.answer = ? AND t.sent IS NOT NULL ORDER BY t.id", (SETS_FIELD,)).fetchall()
+    finally:
+        conn.close()
+    last = dict(rows)  # the last row of each employee number wins
+    problems = []
+    for p in soak.week.people:
+        user = soak.sim.users.get(p.login)
+        if user is None:
+            continue  # left the force: no longer in AtHoc
+        held = user.get(FIELD) or ""
+        explained = last.get(normalize_employee_id(p.collar), "")
+        if held != explained:
+            problems.append(f"{p.login} ({p.collar}) holds {held!r}, the trail's last value applied is {explained!r}")
+    return problems
 
 
 # --- the command ---
