@@ -50,7 +50,7 @@ import cli  # noqa: E402
 from athoc_simulator import AtHocSimulator, connection_settings  # noqa: E402
 from config import ENVIRONMENT_NAMES  # noqa: E402
 from failpoints import BACKOFF_SCALE_VAR, FILE_FAULT_VAR  # noqa: E402
-from failpoints import ENV_VAR as CRASH_VAR  # noqa: E402
+from failpoints import CRASH_EXIT_CODE, ENV_VAR as CRASH_VAR  # noqa: E402
 from wall_clock import OFFSET_VAR  # noqa: E402
 
 FIELD = "On-Duty-DTG"
@@ -521,14 +521,18 @@ class Soak:
             env[CRASH_VAR] = point
         proc = subprocess.Popen([sys.executable, str(ENTRY)], cwd=str(ROOT), env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT)
+        killed = False
         if point == "random":
             try:
                 proc.wait(self.rng.uniform(0.2, 1.0))
             except subprocess.TimeoutExpired:
-                proc.kill()
+                proc.kill()  # (on Windows TerminateProcess: exit code 1, not a signal)
+                killed = True
         self.output = proc.communicate(timeout=60)[0].decode("utf-8", "replace")
-        self.killed += proc.returncode < 0
-        return 0 if proc.returncode < 0 else proc.returncode  # (a crash point the run did not reach: it ended)
+        # a crash point on Windows, where there is no SIGKILL, ends the process with CRASH_EXIT_CODE
+        killed = killed or proc.returncode < 0 or proc.returncode == CRASH_EXIT_CODE
+        self.killed += killed
+        return 0 if killed else proc.returncode  # (a crash point the run did not reach: it ended)
 
     # the invariants, after every run
 

@@ -39,6 +39,7 @@ BACKOFF_SCALE_VAR = "BOBOSYNC_TEST_BACKOFF_SCALE"
 AUDIT_OFF_VAR = "BOBOSYNC_TEST_NO_AUDIT"
 CLOCK_VAR = "BOBOSYNC_TEST_CLOCK"
 FILE_FAULT_VAR = "BOBOSYNC_TEST_FILE_FAULT"
+CRASH_EXIT_CODE = 137  # where there is no SIGKILL (Windows): what a POSIX shell reports for a SIGKILL
 
 
 def crash_point(name: str) -> None:
@@ -48,7 +49,7 @@ def crash_point(name: str) -> None:
     import signal
     if hasattr(signal, "SIGKILL"):
         os.kill(os.getpid(), signal.SIGKILL)
-    os._exit(137)
+    os._exit(CRASH_EXIT_CODE)
 
 
 def refuse_read(path: "os.PathLike[str]") -> None:

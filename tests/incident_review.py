@@ -97,7 +97,8 @@ def play_the_night(sim: AtHocSimulator, work: Path) -> Dict[str, str]:
         _change(sim, change)
         for offset, name in enumerate(files):
             path = work / "crown_files" / name
-            path.write_text("\r\n".join(FILES[name]) + "\r\n", encoding="utf-8")
+            # bytes: write_text on Windows would turn each \r\n into \r\r\n (two lines to the CSV reader)
+            path.write_bytes(("\r\n".join(FILES[name]) + "\r\n").encode("utf-8"))
             os.utime(path, (now.timestamp() - 60 + offset,) * 2)
         processor = BOBOProcessor(settings, clock=lambda now=now: now)
         processor.lock_held = True
