@@ -339,7 +339,6 @@ def run_query(db_path: Path, history_of: Optional[str], since: Optional[str], on
               as_json: bool) -> int:
     """--history / --on-duty-at: print the answer; exit 2 for bad input, 1 when the trail cannot be read."""
     import json
-    import sys
     try:
         since_time = parse_when(since, "--since") if since else None
         when = parse_when(on_duty_at[0], "--on-duty-at") if on_duty_at else None
@@ -348,18 +347,25 @@ def run_query(db_path: Path, history_of: Optional[str], since: Optional[str], on
             output = _answer(conn, history_of, since_time, when, on_duty_at, as_json)
         finally:
             conn.close()
-    except QueryError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_CONFIG
-    except TrailUnavailable as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_RETRY
-    except sqlite3.Error as exc:
-        print(f"Database {db_path} cannot be read ({exc}): if another program holds it, close it and try again",
-              file=sys.stderr)
-        return EXIT_RETRY
+    except (QueryError, TrailUnavailable, sqlite3.Error) as exc:
+        return trail_failure(exc, db_path)
     print(json.dumps(output, indent=2) if as_json else output)
     return EXIT_OK
+
+
+def trail_failure(exc: Exception, db_path: Path) -> int:
+    """Say why a local command reading the trail stopped; exit 2 for bad input, 1 when the database cannot be
+    read (--history, --on-duty-at and --report alike)."""
+    import sys
+    if isinstance(exc, QueryError):
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    if isinstance(exc, TrailUnavailable):
+        print(exc, file=sys.stderr)
+    else:
+        print(f"Database {db_path} cannot be read ({exc}): if another program holds it, close it and try again",
+              file=sys.stderr)
+    return EXIT_RETRY
 
 
 def _answer(conn: sqlite3.Connection, history_of: Optional[str], since: Optional[datetime],

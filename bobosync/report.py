@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import report_data
-from audit_query import QueryError, TrailUnavailable, open_trail, parse_when
+from audit_query import QueryError, TrailUnavailable, open_trail, parse_when, trail_failure
 from config import Settings
-from results import EXIT_CONFIG, EXIT_OK, EXIT_RETRY
+from results import EXIT_CONFIG, EXIT_OK
 
 TEMPLATE = Path(__file__).with_name("report_page.html")
 
@@ -198,16 +198,8 @@ def run_report(settings: Settings, day: Optional[str], since: Optional[str], unt
             conn.close()
         path = Path(out) if out else Path.cwd() / f"bobosync_report_{start:%Y-%m-%d}.html"
         path.write_text(html, encoding="utf-8")
-    except QueryError as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_CONFIG
-    except TrailUnavailable as exc:
-        print(exc, file=sys.stderr)
-        return EXIT_RETRY
-    except sqlite3.Error as exc:
-        print(f"Database {settings.db_path} cannot be read ({exc}): if another program holds it, close it and try "
-              f"again", file=sys.stderr)
-        return EXIT_RETRY
+    except (QueryError, TrailUnavailable, sqlite3.Error) as exc:
+        return trail_failure(exc, settings.db_path)
     except OSError as exc:
         print(f"The report cannot be written to {exc.filename or out}: {exc.strerror or exc}; choose another --out",
               file=sys.stderr)
