@@ -34,7 +34,15 @@ def build_parser() -> "argparse.ArgumentParser":
                "aside in the failed folder, a mapping sync held back). New here? Try --demo, then --check.")
     from version import VERSION
     parser.add_argument("--version", action="version", version=f"bobosync {VERSION}")
-    mode = parser.add_mutually_exclusive_group()
+    _add_commands(parser.add_mutually_exclusive_group())
+    _add_qualifiers(parser)
+    # for run_bobo_windows.bat and .ps1, given with the run's own arguments: where their log goes (wrapper_logs.py)
+    parser.add_argument("--wrapper-logs", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def _add_commands(mode: Any) -> None:
+    """The commands, one at a time (none: the scheduled run)."""
     mode.add_argument("--dry-run", action="store_true",
                       help="show what would be sent and where each file would go; change nothing")
     mode.add_argument("--sync-mappings", action="store_true", help="sync user mappings from AtHoc now, then exit")
@@ -68,6 +76,10 @@ def build_parser() -> "argparse.ArgumentParser":
     mode.add_argument("--task-xml", action="store_true",
                       help="print the Windows Task Scheduler definition of the every-minute task for this checkout "
                            "(schtasks /Create /TN bobosync /XML FILE /RU ACCOUNT /RP *)")
+
+
+def _add_qualifiers(parser: Any) -> None:
+    """The options that go with one command or another (parse_args says which)."""
     parser.add_argument("--delete", action="store_true", help="with --store-secret: remove NAME from the store")
     parser.add_argument("--user", metavar="ACCOUNT", help="with --task-xml: the account the task runs as")
     parser.add_argument("--out", metavar="FILE", help="with --task-xml: write the XML to FILE in UTF-16, as "
@@ -86,9 +98,6 @@ def build_parser() -> "argparse.ArgumentParser":
                         help="with --sync-mappings: apply a listing that drops more than MAPPING_DROP_LIMIT_PERCENT "
                              "of the mappings held (after checking in AtHoc that it is right)")
     parser.add_argument("--env-file", metavar="PATH", help="read settings from this file instead of bobosync/.env")
-    # for run_bobo_windows.bat and .ps1, given with the run's own arguments: where their log goes (wrapper_logs.py)
-    parser.add_argument("--wrapper-logs", action="store_true", help=argparse.SUPPRESS)
-    return parser
 
 
 # What build_parser() makes of no option at all: the scheduled run, which need not import argparse.

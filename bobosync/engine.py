@@ -54,7 +54,7 @@ def _like_a_run(method: _F) -> _F:
         with as_a_run(self, f"{method.__name__}()"):
             result = method(self, *args, **kwargs)
             if isinstance(result, BatchResult):
-                self._record_run(result)  # --status shows it as the last run
+                record_run(self.db, self.clock(), result, self.link, None)  # --status shows it as the last run
             return result
     by_hand.__name__, by_hand.__doc__ = method.__name__, method.__doc__
     return cast(_F, by_hand)
@@ -292,7 +292,7 @@ class BOBOProcessor:
             self.clear_old_duty_status(exclude=total.logins_set)
         self.purge_processed_files()
         code = self._exit_code(started, files, total, left, sync == "failed")
-        self._record_run(total, (begun, started, code))
+        record_run(self.db, self.clock(), total, self.link, (begun, started, code))  # with last_run, one commit
         return code
 
     def _sync_with(self, stop_at: Optional[float]) -> str:
@@ -333,10 +333,6 @@ class BOBOProcessor:
         if left:
             log.info("%d file(s) left for the next run%s", left, " (AtHoc is unavailable)" if self.link.down else "")
         return total, left
-
-    def _record_run(self, total: BatchResult, run: Optional[Tuple[datetime, float, int]] = None) -> None:
-        """last_run and last_athoc_update, with a scheduled run's run_history row, in one transaction."""
-        record_run(self.db, self.clock(), total, self.link, run)
 
     def dry_run(self) -> int:
         """Parse, resolve and map as a run would, print what would be sent; move no file."""
