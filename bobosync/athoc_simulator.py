@@ -97,7 +97,7 @@ class _CriteriaParser:
         self.tokens = _tokenize(text)
         self.pos = 0
 
-    def parse(self) -> Callable[[Callable[[str], Any]], bool]:
+    def parse(self) -> Callable[[Dict[str, Any]], bool]:
         expr = self._or()
         if self.pos != len(self.tokens):
             raise ValueError(f"unexpected {self.tokens[self.pos][1]!r} in criteria")
@@ -112,18 +112,25 @@ class _CriteriaParser:
         while self._peek_word("or"):
             self.pos += 1
             parts.append(self._and())
+        if len(parts) == 1:
+            return parts[0]
         names = {getattr(p, "eq", (None,))[0] for p in parts}
-        if len(parts) > 1 and len(names) == 1 and None not in names:  # F eq 'a' or F eq 'b' ...: one set look-up
+        if len(names) == 1 and None not in names:  # F eq 'a' or F eq 'b' ...: one set look-up
             name, wanted = names.pop(), {p.eq[1] for p in parts}
-            return lambda get: str(get(name) if get(name) is not None else "") in wanted
-        return lambda get: any(p(get) for p in parts)
+            def one_of(user):
+                value = _get_attr(user, name)
+                return str(value if value is not None else "") in wanted
+            return one_of
+        return lambda user: any(p(user) for p in parts)
 
     def _and(self):
         parts = [self._term()]
         while self._peek_word("and"):
             self.pos += 1
             parts.append(self._term())
-        return lambda get: all(p(get) for p in parts)
+        if len(parts) == 1:
+            return parts[0]  # keeps a lone term's .eq, for _or's set look-up
+        return lambda user: all(p(user) for p in parts)
 
     def _next(self) -> Tuple[str, str]:
         if self.pos >= len(self.tokens):
@@ -144,13 +151,14 @@ class _CriteriaParser:
         name = value
         op_kind, op = self._next()
         if op_kind == "word" and op.lower() == "pr":
-            return lambda get: get(name) not in (None, "")
+            return lambda user: _get_attr(user, name) not in (None, "")
         if op_kind == "word" and op.lower() == "eq":
             kind, wanted = self._next()
             if kind != "str":
                 raise ValueError(f"eq needs a quoted value, got {wanted!r}")
-            def equals(get):
-                return str(get(name) if get(name) is not None else "") == wanted
+            def equals(user):
+                value = _get_attr(user, name)
+                return str(value if value is not None else "") == wanted
             equals.eq = (name, wanted)  # type: ignore[attr-defined]
             return equals
         raise ValueError(f"unknown operator {op!r}: supported are eq and pr")
@@ -158,11 +166,12 @@ class _CriteriaParser:
 
 def compile_criteria(text: str) -> Callable[[Dict[str, Any]], bool]:
     """A predicate over a user's attributes (field names case-insensitive)."""
-    expr = _CriteriaParser(text).parse()
-    return lambda user: expr(lambda name: _get_attr(user, name))
+    return _CriteriaParser(text).parse()
 
 
 def _get_attr(user: Dict[str, Any], name: str) -> Any:
+    if name in user:  # the usual spelling: no scan (a user holds each attribute under one spelling)
+        return user[name]
     lname = name.lower()
     for key, value in user.items():
         if key.lower() == lname:

@@ -9,7 +9,7 @@ import logging
 import sqlite3
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple
+from typing import Any, Collection, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from db_schema import SCHEMA, SCHEMA_VERSION, migrate
 from failpoints import crash_point
@@ -19,6 +19,7 @@ log = logging.getLogger("bobosync.db")
 
 USER_MAPPING = "user_mapping"
 BUSY_TIMEOUT_SECONDS = 15
+ONE_BY_ONE_LIMIT = 5000  # employees looked up one by one; more: the table read once (break-even ~10,000)
 
 
 def is_damage(exc: sqlite3.DatabaseError) -> bool:
@@ -167,6 +168,20 @@ class BOBODatabase:
         """employee id -> LOGIN_ID, in one query."""
         return dict(self.conn.execute("SELECT employee_id, username FROM worker_mapping"))
 
+    def mappings_of(self, employee_ids: Collection[str]) -> Dict[str, str]:
+        """employee id -> LOGIN_ID for these employees only: a few rows where all_mappings reads the force."""
+        return {row[0]: row[1] for row in self._rows_of(
+            employee_ids, "SELECT employee_id, username FROM worker_mapping WHERE employee_id = ?",
+            "SELECT employee_id, username FROM worker_mapping")}
+
+    def _rows_of(self, employee_ids: Collection[str], sql_one: str, sql_all: str) -> Iterator[Tuple]:
+        """The rows of these employees: one indexed look-up each (3 us), or for many of them one read of the
+        table, filtered (50,000 rows: 30 ms)."""
+        if len(employee_ids) > ONE_BY_ONE_LIMIT:
+            wanted = set(employee_ids)
+            return (row for row in self.conn.execute(sql_all) if row[0] in wanted)
+        return (row for employee in employee_ids for row in self.conn.execute(sql_one, (employee,)))
+
     def ambiguous_ids(self) -> Dict[str, str]:
         """employee id -> the LOGIN_IDs that share it, from the last mapping sync."""
         return dict(self.conn.execute("SELECT employee_id, usernames FROM ambiguous_ids"))
@@ -237,10 +252,12 @@ class BOBODatabase:
 
     # --- duty state ---
 
-    def duty_states(self) -> Dict[str, Tuple[str, str, str, int]]:
+    def duty_states_of(self, employee_ids: Collection[str]) -> Dict[str, Tuple[str, str, str, int]]:
         """employee id -> the order key (event time, record created, file order, line) of the last event
-        applied, in one query."""
-        return {e: (t, c, f, n) for e, t, c, f, n in self.conn.execute(
+        applied, for these employees only."""
+        return {e: (t, c, f, n) for e, t, c, f, n in self._rows_of(
+            employee_ids, "SELECT employee_id, event_time, record_created, file_order, line FROM duty_state "
+                          "WHERE employee_id = ?",
             "SELECT employee_id, event_time, record_created, file_order, line FROM duty_state")}
 
     def states_after(self, event_time: str) -> List[Tuple[str, str, int, Optional[str]]]:

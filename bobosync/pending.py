@@ -75,8 +75,9 @@ class PendingEvents:
 
     def _look_up(self, now: datetime, only: Optional[List[str]] = None) -> None:
         """Look up pending numbers with no mapping: those due (UNMAPPED_LOOKUP_MINUTES), or `only` these."""
-        mapped = self.db.all_mappings()
-        due = [e for e in (self.due(now) if only is None else only) if e not in mapped]
+        wanted = self.due(now) if only is None else only
+        mapped = self.db.mappings_of(wanted)
+        due = [e for e in wanted if e not in mapped]
         for start in range(0, len(due), LOOKUP_CHUNK):
             chunk = due[start:start + LOOKUP_CHUNK]
             try:
@@ -132,14 +133,15 @@ class PendingEvents:
     def _plan(self, now: datetime) -> Tuple[Dict[str, str], Dict[str, PendingEvent], Dict[str, Tuple]]:
         """(LOGIN_ID -> value to send, LOGIN_ID -> its pending event, employee -> (pending event, LOGIN_ID, why)
         for the pending events done without sending)."""
-        mappings, states = self.db.all_mappings(), self.db.duty_states()
+        pending = self.db.pending_events()
+        mappings, states = self.db.mappings_of(pending), self.db.duty_states_of(pending)
         too_old = (now - timedelta(hours=self.settings.auto_cleanup_hours)).strftime("%Y%m%d%H%M%S")
         if self.clock_is_wrong(now):
             too_old = ""
         updates: Dict[str, str] = {}
         sources: Dict[str, PendingEvent] = {}
         done: Dict[str, Tuple] = {}
-        for employee, ev in self.db.pending_events().items():
+        for employee, ev in pending.items():
             login = mappings.get(employee)
             if login is None:
                 continue

@@ -57,3 +57,24 @@ def test_one_timestamp_format_in_the_database_older_rows_migrated(tmp_path):
         assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     finally:
         db.close()
+
+
+def test_a_run_reads_the_mappings_and_states_of_the_people_in_its_files_only(tmp_path, monkeypatch):
+    """Rule: a run looks up only the people it handles (a force of 50,000 is not read for a file of 3), by index
+    or, for many, by one read of the table; both give the same rows, and an unknown number gives none."""
+    import bobo_db
+    from datetime import datetime
+    db = BOBODatabase(tmp_path / "bobo.db")
+    now = datetime(2026, 6, 1, 7, 0)
+    db.add_mappings([(str(n), f"user{n}@x", str(n)) for n in range(1000, 1100)], now)
+    applied = [(str(n), "20260601070000", "20260601070001", 1, "01/06/2026 07:00:00", f"user{n}@x", "f.csv",
+                "a", n) for n in range(1000, 1010)]
+    db.commit_batch(bobo_db.BatchRecord(applied, [], {}, [], []), now)
+    wanted = ["1001", "1005", "1050", "99999"]
+    for limit in (5000, 2):  # one by one; then more than the limit: the table read once
+        monkeypatch.setattr(bobo_db, "ONE_BY_ONE_LIMIT", limit)
+        assert db.mappings_of(wanted) == {"1001": "user1001@x", "1005": "user1005@x", "1050": "user1050@x"}
+        states = db.duty_states_of(wanted)
+        assert sorted(states) == ["1001", "1005"]
+        assert states["1005"] == ("20260601070000", "20260601070001", "a", 1005)
+    assert db.mappings_of([]) == {} and db.duty_states_of([]) == {}

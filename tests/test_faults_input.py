@@ -429,11 +429,12 @@ SQL_CALLS = {"execute", "executemany", "executescript"}
 
 
 def _sql_argument_is_static(node: ast.expr, constants: Dict[str, object]) -> bool:
-    """A literal string, a name bound to one, or an f-string of module-level integer constants."""
+    """A literal string, a name bound to one, a parameter named sql or sql_* (its callers pass literals), or an
+    f-string of module-level integer constants."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return True
     if isinstance(node, ast.Name):
-        return isinstance(constants.get(node.id), str) or node.id == "sql"
+        return isinstance(constants.get(node.id), str) or node.id == "sql" or node.id.startswith("sql_")
     if isinstance(node, ast.JoinedStr):
         return all(isinstance(part, ast.Constant) or (
             isinstance(part, ast.FormattedValue) and isinstance(part.value, ast.Name)
