@@ -116,7 +116,8 @@ class _CriteriaParser:
             return parts[0]
         names = {getattr(p, "eq", (None,))[0] for p in parts}
         if len(names) == 1 and None not in names:  # F eq 'a' or F eq 'b' ...: one set look-up
-            name, wanted = names.pop(), {p.eq[1] for p in parts}
+            name: str = names.pop()
+            wanted = {p.eq[1] for p in parts}
             def one_of(user):
                 value = _get_attr(user, name)
                 return str(value if value is not None else "") in wanted
