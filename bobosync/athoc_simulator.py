@@ -116,7 +116,7 @@ class _CriteriaParser:
             return parts[0]
         names = {getattr(p, "eq", (None,))[0] for p in parts}
         if len(names) == 1 and None not in names:  # F eq 'a' or F eq 'b' ...: one set look-up
-            name: str = names.pop()
+            name = str(names.pop())
             wanted = {p.eq[1] for p in parts}
             def one_of(user):
                 value = _get_attr(user, name)
