@@ -207,6 +207,7 @@ class AtHocSimulator:
         self.issued_tokens: List[str] = []  # every token ever issued, kept after revocation (for leak checks)
         self.requests: List[RecordedRequest] = []
         self.busy_seconds = 0.0  # time spent serving requests, from the request line read to the reply sent
+        self.in_flight = 0  # requests being served now (one held back by a delay, after its client gave up)
         self.faults: List[Fault] = []
         self.updates: List[Update] = []  # every record applied, in order (a test empties it once checked)
         self.reject: Dict[str, Tuple[str, str]] = {}  # login -> (:SyncStatus, :SyncDetails)
@@ -291,6 +292,13 @@ class AtHocSimulator:
     def attribute(self, login_id: str, name: str) -> Any:
         with self.lock:
             return _get_attr(self.users[login_id], name)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds until no request is being served (a delayed one has been applied)."""
+        end = time.monotonic() + timeout
+        while self.in_flight and time.monotonic() < end:
+            time.sleep(0.01)
+        return not self.in_flight
 
     def revoke_tokens(self) -> None:
         with self.lock:
@@ -513,12 +521,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         sim: AtHocSimulator = self.server.simulator  # type: ignore[attr-defined]
         started = getattr(self, "_started", None) or time.perf_counter()
+        with sim.lock:
+            sim.in_flight += 1
         try:
             self._serve_request(sim, method)
         finally:
             elapsed = time.perf_counter() - started
             with sim.lock:
                 sim.busy_seconds += elapsed
+                sim.in_flight -= 1
 
     def _serve_request(self, sim: "AtHocSimulator", method: str) -> None:
         parts = urlsplit(self.path)
