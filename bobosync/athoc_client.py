@@ -274,16 +274,22 @@ class AtHocClient(AtHocHTTP):
         results = self.sync_users_by_common_names(records)
         return {login: classify_result(result, login, field) for login, result in zip(logins, results)}
 
+    def duty_values(self, field: str) -> Dict[str, str]:
+        """LOGIN_ID -> `field`'s value, for every user holding one (a complete listing, or IncompleteListingError)."""
+        values = {login: str(ci_get(user, field) or "").strip()
+                  for login, user in self.search_users(f"{field} pr", [field]).items()}
+        return {login: value for login, value in values.items() if value}
+
     def clear_old_duty_status(self, field: str, hours: float, now: Optional[datetime] = None,
-                              exclude: Iterable[str] = ()) -> List[str]:
-        """Clear `field` where it holds a time older than `hours` (missed book-offs); the LOGIN_IDs cleared."""
+                              exclude: Iterable[str] = (), held: Optional[Dict[str, str]] = None) -> List[str]:
+        """Clear `field` where it holds a time older than `hours` (missed book-offs); the LOGIN_IDs cleared.
+        `held`: duty_values(field) if the caller has read them already."""
         now = now or wall_clock_now()
         cutoff = now - timedelta(hours=hours)
         skip = set(exclude)
         stale: Dict[str, str] = {}
-        for login, user in self.search_users(f"{field} pr", [field]).items():
-            value = str(ci_get(user, field) or "").strip()
-            if not value or login in skip:
+        for login, value in (self.duty_values(field) if held is None else held).items():
+            if login in skip:
                 continue
             try:
                 since = parse_duty_value(value)

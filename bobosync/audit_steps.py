@@ -104,23 +104,26 @@ class ExpiredPending(Trail):
 class Cleared(Trail):
     """The users the cleanup cleared, with the event each had from bobosync, read before duty_state changes."""
 
-    def __init__(self, now: datetime, logins: Sequence[str], hours: float):
+    def __init__(self, now: datetime, logins: Sequence[str], hours: float, found_empty: Sequence[str] = ()):
         super().__init__(now)
-        self.logins, self.hours = logins, hours
+        self.logins, self.hours, self.found_empty = logins, hours, found_empty
 
     def collect(self, conn: sqlite3.Connection) -> None:
         why = f"on duty for over {self.hours:g} hours without a book-off (AUTO_CLEANUP_HOURS)"
-        for login in self.logins:
+        found = ("; AtHoc's field was already empty (a clearing whose answer was lost, or the value removed in "
+                 "AtHoc): off duty from now")
+        for login in [*self.logins, *self.found_empty]:
+            detail = why + found if login in self.found_empty else why
             state = conn.execute("SELECT employee_id, on_duty, event_time, record_created, source_file, line FROM "
                                  "duty_state WHERE username = ?", (login,)).fetchone()
             if state is None:
                 mapped = conn.execute("SELECT employee_id FROM worker_mapping WHERE username = ?", (login,)).fetchone()
                 self.add(mapped[0] if mapped else "", login, "cleared", sent="", answer=SETS_FIELD,
-                         detail=why + "; the value was not one bobosync had set")
+                         detail=detail + "; the value was not one bobosync had set")
                 continue
             employee, on, event_time, created, source, line = state
             self.add(employee, login, "cleared", event=on, event_time=event_time, created=created, file=source,
-                     line=line, sent="", answer=SETS_FIELD, detail=why)
+                     line=line, sent="", answer=SETS_FIELD, detail=detail)
 
 
 def collar_moves(trail: Trail, moved: Sequence[Tuple[str, str, str]], updates: Mapping[str, str],

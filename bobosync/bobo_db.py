@@ -271,6 +271,12 @@ class BOBODatabase:
             _write_trail(self.conn, trail)
             self.conn.executemany("DELETE FROM duty_state WHERE employee_id = ?", ((e,) for e in employee_ids))
 
+    def on_duty_logins_before(self, event_time: str) -> List[str]:
+        """The LOGIN_IDs whose last event applied is a book-on clocked before `event_time` (YYYYMMDDHHMMSS)."""
+        return [login for (login,) in self.conn.execute(
+            "SELECT username FROM duty_state WHERE on_duty = 1 AND event_time < ? AND username IS NOT NULL "
+            "ORDER BY username", (event_time,))]
+
     def record_cleared(self, logins: Sequence[str], now: datetime, trail: Any = None) -> int:
         """Mark users cleared by the cleanup as off duty (their last event's time is kept)."""
         stamp = _now_text(now)

@@ -198,6 +198,33 @@ def test_on_duty_at_is_what_athoc_showed_before_and_after_it_confirmed_and_acros
     assert "1 user(s)" in lines and "10002" in lines and "10001 " not in lines
 
 
+def test_a_clearing_applied_without_its_answer_is_found_by_the_next_cleanup_and_recorded(sim, tmp_path):
+    """Rule (found by the soak: 50,000 people, seed 488268): when AtHoc applies the cleanup's clearing but its
+    reply leaves that result out (or the run is killed before recording it), the next cleanup finds the field
+    empty and records the person off duty from then; before, the trail and --on-duty-at kept them on duty for
+    good, as the listing the cleanup reads holds only users with a value."""
+    site = Site(sim, tmp_path, AUTO_CLEANUP_HOURS="24", CLEANUP_INTERVAL_MINUTES="0")
+    old_on = datetime.now().replace(microsecond=0) - timedelta(hours=30)  # missed its book-off
+    site.write("a.csv", [on("10001", stamp(old_on)), on("10002", stamp(old_on + timedelta(hours=25)))])
+    site.run()
+    age_trail(site, 3600)
+    sim.short_results = 1  # AtHoc applies the clearing; its reply leaves the result out
+    site.run()
+    assert sim.attribute(site.logins[0], FIELD) == "" and not recorded(site, "cleared")  # nobody could know yet
+    assert "AtHoc returned no result" in site.log()
+    sim.short_results = 0
+    site.run()  # the next cleanup: the field is empty, and bobosync set it on duty over 24 hours ago
+    cleared_at, = recorded(site, "cleared")
+    assert "already empty" in [r for r in trail(site) if r["decision"] == "cleared"][0]["detail"]
+    assert site.rows("SELECT employee_id, on_duty FROM duty_state ORDER BY employee_id") == [("10001", 0),
+                                                                                           ("10002", 1)]
+    after = ask(site, "--on-duty-at", when(cleared_at))
+    assert [r["employee_id"] for r in after["on_duty"]] == ["10002"]  # 10002, on for 5 hours, stays on duty
+    assert sim.attribute(site.logins[1], FIELD) != ""
+    site.run()  # and only once
+    assert len(recorded(site, "cleared")) == 1
+
+
 def test_on_duty_at_follows_a_collar_number_moved_to_another_login(sim, tmp_path):
     """Rule: when a collar number moves from user A to user B, the trail records the value sent to B and the one
     cleared on A: --on-duty-at names A before the move and B after, --history of A shows the move."""
