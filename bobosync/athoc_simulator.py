@@ -504,9 +504,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._serve("POST")
 
-    def _read_body(self) -> Any:
+    def _read_body(self) -> Tuple[Any, bool]:
+        """The body (parsed JSON or form dict; raw text when neither), and whether all of it arrived."""
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        return self._parse_body(raw), len(raw) == length
+
+    def _parse_body(self, raw: bytes) -> Any:
         text = raw.decode("utf-8", "replace")
         ctype = (self.headers.get("Content-Type") or "").lower()
         if "json" in ctype:
@@ -534,7 +538,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve_request(self, sim: "AtHocSimulator", method: str) -> None:
         parts = urlsplit(self.path)
         query = {k.lower(): v for k, v in parse_qsl(parts.query, keep_blank_values=True)}
-        body = self._read_body()
+        body, whole = self._read_body()
+        if not whole:  # the client went away mid-request (a run killed while sending): as a server does, the
+            self.close_connection = True  # incomplete request is neither recorded nor answered
+            return
         auth = self.headers.get("Authorization") or ""
         token = auth[7:] if auth.lower().startswith("bearer ") else None
         with sim.lock:
