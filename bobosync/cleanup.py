@@ -32,8 +32,8 @@ class Cleanup:
     def run(self, now: datetime, exclude: Sequence[str] = ()) -> List[str]:
         """Clear duty values older than AUTO_CLEANUP_HOURS, except `exclude`; the LOGIN_IDs cleared."""
         s = self.settings
-        client = self.link.client
         try:
+            client = self.link.client  # (may connect: an AtHocError too)
             held = client.duty_values(s.duty_status_field)
             cleared = client.clear_old_duty_status(s.duty_status_field, s.auto_cleanup_hours, now=now,
                                                    exclude=exclude, held=held)
